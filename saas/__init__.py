@@ -1,0 +1,41 @@
+"""The Multipost web application (also the context for workers and the CLI)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+
+
+def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
+    """Create and configure the application. `overrides` replace settings (tests)."""
+    from saas import config
+
+    app = Flask(__name__)
+    app.config.update(config.load())
+    if overrides:
+        app.config.update(overrides)
+    config.check(app.config)  # type: ignore[arg-type]
+    if not app.config["DATABASE_URL"] or not app.config["REDIS_URL"]:
+        raise config.ConfigError(
+            "DATABASE_URL and REDIS_URL are not set. `make run` starts embedded servers and sets them for you."
+        )
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    if app.config["TRUSTED_PROXIES"]:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        n = app.config["TRUSTED_PROXIES"]
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
+
+    from saas import cli, db, extensions, security, web
+
+    db.init_app(app)
+    extensions.init_redis(app)
+    extensions.csrf.init_app(app)
+    security.init_app(app)
+    web.init_app(app)
+    cli.init_app(app)
+    return app

@@ -1,0 +1,47 @@
+"""Commands for `flask --app wsgi ...`: the worker, the clock, and the demo seed."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+
+QUEUES = ("publish", "default")
+
+
+def init_app(app: Flask) -> None:
+    app.cli.add_command(worker)
+    app.cli.add_command(clock)
+    app.cli.add_command(seed_demo)
+
+
+@click.command()
+@click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
+def worker(burst: bool) -> None:
+    """Run an RQ worker on the publish and default queues."""
+    from rq import Queue, Worker
+    from rq.serializers import JSONSerializer
+
+    from saas.extensions import redis_client
+
+    connection = redis_client()
+    queues = [Queue(name, connection=connection, serializer=JSONSerializer) for name in QUEUES]
+    # The app context stays pushed for the worker's life, so jobs can use config and the db.
+    Worker(queues, connection=connection, serializer=JSONSerializer).work(burst=burst, with_scheduler=True)
+
+
+@click.command()
+def clock() -> None:
+    """Run the dispatcher loop (the `clock` process). Safe to run more than one."""
+    from saas import dispatcher
+    from saas.extensions import redis_client
+
+    dispatcher.run_forever(redis_client())
+
+
+@click.command("seed-demo")
+def seed_demo() -> None:
+    """Create the demo tenants and users once, and print the logins."""
+    from saas import seed
+
+    created = seed.seed_demo()
+    click.echo(seed.describe(created, current_app.config["PUBLIC_BASE_URL"]))

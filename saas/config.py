@@ -1,0 +1,78 @@
+"""Settings from the environment. The only module that reads os.environ."""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEV_SECRET_KEY = "dev-only-secret-key-do-not-use-in-production"
+
+
+class ConfigError(RuntimeError):
+    """The configuration is unsafe or incomplete; the message says which variable to set."""
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the `postgres://` spellings hosts hand out and use the psycopg 3 driver."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def is_production() -> bool:
+    return "production" in {_env("APP_ENV", ""), _env("FLASK_ENV", "")}
+
+
+def load() -> dict[str, Any]:
+    """Return the application settings read from the environment."""
+    var_dir = Path(_env("VAR_DIR", str(PROJECT_ROOT / "var")) or "var")
+    public_base_url = (_env("PUBLIC_BASE_URL", "http://127.0.0.1:5000") or "").rstrip("/")
+    database_url = _env("DATABASE_URL")
+    return {
+        "SECRET_KEY": _env("SECRET_KEY", DEV_SECRET_KEY),
+        "PRODUCTION": is_production(),
+        "DATABASE_URL": normalise_database_url(database_url) if database_url else None,
+        "REDIS_URL": _env("REDIS_URL"),
+        "PUBLIC_BASE_URL": public_base_url,
+        "MAIL_URL": _env("MAIL_URL"),
+        "MAIL_FROM": _env("MAIL_FROM", "Multipost <no-reply@multipost.localhost>"),
+        "MAIL_DIR": Path(_env("MAIL_DIR", str(var_dir / "mail")) or ""),
+        "VAR_DIR": var_dir,
+        # Cookies: HttpOnly always, Lax so cross-site POSTs carry no session,
+        # Secure whenever the public address is https.
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": public_base_url.startswith("https://"),
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=14),
+        "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
+        # Per account and per client IP (moving windows in Redis).
+        "LOGIN_LIMIT_PER_ACCOUNT": _env("LOGIN_LIMIT_PER_ACCOUNT", "10 per 15 minutes"),
+        "LOGIN_LIMIT_PER_IP": _env("LOGIN_LIMIT_PER_IP", "50 per 15 minutes"),
+        "RESET_LIMIT_PER_ACCOUNT": _env("RESET_LIMIT_PER_ACCOUNT", "3 per hour"),
+        "RESET_LIMIT_PER_IP": _env("RESET_LIMIT_PER_IP", "20 per hour"),
+        "SIGNUP_LIMIT_PER_IP": _env("SIGNUP_LIMIT_PER_IP", "20 per hour"),
+        "TRUSTED_PROXIES": int(_env("TRUSTED_PROXIES", "0") or 0),
+        "PORT": int(_env("PORT", "5000") or 5000),
+        "WEB_CONCURRENCY": int(_env("WEB_CONCURRENCY", "2") or 2),
+    }
+
+
+def check(settings: dict[str, Any]) -> None:
+    """Refuse settings that are unsafe for production."""
+    if not settings["PRODUCTION"]:
+        return
+    if settings["SECRET_KEY"] == DEV_SECRET_KEY or len(settings["SECRET_KEY"]) < 32:
+        raise ConfigError("SECRET_KEY must be set to a random value of at least 32 characters in production")
+    if not settings["DATABASE_URL"] or not settings["REDIS_URL"]:
+        raise ConfigError("DATABASE_URL and REDIS_URL must be set in production")
+    if not settings["PUBLIC_BASE_URL"].startswith("https://"):
+        raise ConfigError("PUBLIC_BASE_URL must be an https:// address in production")

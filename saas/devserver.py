@@ -1,0 +1,109 @@
+"""`make run`: everything a developer needs in one foreground command.
+
+Starts PostgreSQL and Redis under var/ when DATABASE_URL / REDIS_URL are unset,
+applies migrations, seeds the demo once, then runs the Procfile's web, worker
+and clock processes with their output interleaved. Ctrl-C stops them all, then
+the servers; the data stays in var/ for next time.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from saas import config
+from saas.embedded import EmbeddedPostgres, EmbeddedRedis
+
+PG_PORT = 55432
+REDIS_PORT = 56379
+DATABASE = "multipost"
+
+
+def _pump(name: str, stream: object) -> None:
+    for line in iter(stream.readline, ""):  # type: ignore[attr-defined]
+        sys.stdout.write(f"{name:<6}| {line}")
+        sys.stdout.flush()
+
+
+def main() -> int:
+    settings = config.load()
+    var_dir = Path(settings["VAR_DIR"])
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    servers: list[EmbeddedPostgres | EmbeddedRedis] = []
+    children: list[subprocess.Popen[str]] = []
+    try:
+        if not settings["DATABASE_URL"]:
+            pg = EmbeddedPostgres(var_dir / "postgres", PG_PORT)
+            pg.start()
+            servers.append(pg)
+            pg.create_database(DATABASE)
+            env["DATABASE_URL"] = pg.url(DATABASE)
+            print(f"PostgreSQL  {env['DATABASE_URL']}  (data in {pg.data_dir})")
+        if not settings["REDIS_URL"]:
+            redis_server = EmbeddedRedis(var_dir / "redis", REDIS_PORT)
+            redis_server.start()
+            servers.append(redis_server)
+            env["REDIS_URL"] = redis_server.url
+            print(f"Redis       {env['REDIS_URL']}  (data in {redis_server.data_dir})")
+        python = sys.executable
+        subprocess.run([python, "-m", "alembic", "upgrade", "head"], check=True, env=env)
+        subprocess.run([python, "-m", "flask", "--app", "wsgi", "seed-demo"], check=True, env=env)
+
+        port = settings["PORT"]
+        processes = {
+            "web": [
+                python,
+                "-m",
+                "gunicorn",
+                "wsgi:app",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--access-logfile",
+                "-",
+            ],
+            "worker": [python, "-m", "flask", "--app", "wsgi", "worker"],
+            "clock": [python, "-m", "flask", "--app", "wsgi", "clock"],
+        }
+        for name, command in processes.items():
+            child = subprocess.Popen(
+                command,
+                env=env,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+                start_new_session=True,
+            )
+            children.append(child)
+            threading.Thread(target=_pump, args=(name, child.stdout), daemon=True).start()
+        print(f"\nMultipost is running on http://127.0.0.1:{port}  (Ctrl-C stops everything)\n", flush=True)
+
+        stopping = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stopping.set())
+        while not stopping.wait(0.5):
+            if any(child.poll() is not None for child in children):
+                print("A process exited; stopping the others.", flush=True)
+                return 1
+        return 0
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                child.kill()
+        for server in reversed(servers):
+            server.stop()
+        print("Stopped. Data is kept in var/.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,50 @@
+"""The `clock` process: a loop that ticks about once a second.
+
+Each tick records itself in Redis (for /healthz) and runs the dispatch step.
+Several dispatchers may run at once: all shared state lives in PostgreSQL and
+Redis, never in this process.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from datetime import UTC, datetime
+
+import redis
+
+log = logging.getLogger(__name__)
+
+LAST_TICK_KEY = "dispatcher:last_tick"
+TICK_SECONDS = 1.0
+
+
+def record_tick(connection: redis.Redis, at: datetime) -> None:
+    connection.set(LAST_TICK_KEY, at.isoformat(), ex=3600)
+
+
+def last_tick(connection: redis.Redis) -> datetime | None:
+    value = connection.get(LAST_TICK_KEY)
+    return datetime.fromisoformat(value.decode()) if value else None
+
+
+def tick(connection: redis.Redis) -> None:
+    """One pass of the dispatcher. Claiming due posts plugs in here."""
+    record_tick(connection, datetime.now(UTC))
+
+
+def run_forever(connection: redis.Redis, stop: threading.Event | None = None) -> None:
+    """Tick until SIGTERM/SIGINT (or `stop` is set); a failed tick is logged and retried."""
+    stop = stop or threading.Event()
+    if threading.current_thread() is threading.main_thread():
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stop.set())
+    log.info("dispatcher started")
+    while not stop.is_set():
+        try:
+            tick(connection)
+        except Exception:
+            log.exception("dispatcher tick failed; retrying in %.0fs", TICK_SECONDS)
+        stop.wait(TICK_SECONDS)
+    log.info("dispatcher stopped")

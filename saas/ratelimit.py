@@ -1,0 +1,55 @@
+"""Moving-window attempt limits in Redis, per account and per client address."""
+
+from __future__ import annotations
+
+import math
+import time
+
+from flask import current_app, request
+from limits import parse
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
+
+from saas.extensions import redis_client
+
+
+class TooManyAttempts(Exception):
+    """Raised when an action was tried too often; `retry_after` is in seconds."""
+
+    def __init__(self, retry_after: int) -> None:
+        self.retry_after = retry_after
+        minutes = max(1, math.ceil(retry_after / 60))
+        super().__init__(f"Too many attempts. Please wait {minutes} minute{'s' if minutes != 1 else ''} and try again.")
+
+
+def _limiter() -> MovingWindowRateLimiter:
+    limiter = current_app.extensions.get("ratelimiter")
+    if limiter is None:
+        storage = RedisStorage(
+            current_app.config["REDIS_URL"],
+            connection_pool=redis_client().connection_pool,
+            key_prefix="ratelimit",
+        )
+        limiter = current_app.extensions["ratelimiter"] = MovingWindowRateLimiter(storage)
+    return limiter
+
+
+def client_ip() -> str:
+    return request.remote_addr or "unknown"
+
+
+def hit(action: str, *, account: str | None) -> None:
+    """Count one attempt at `action` by this client (and account); raise when over a limit.
+
+    Limits come from config: `<ACTION>_LIMIT_PER_IP` and `<ACTION>_LIMIT_PER_ACCOUNT`.
+    Every attempt counts, successful or not, so parallel guesses cannot race past it.
+    """
+    limiter = _limiter()
+    checks = [(f"{action.upper()}_LIMIT_PER_IP", "ip", client_ip())]
+    if account:
+        checks.append((f"{action.upper()}_LIMIT_PER_ACCOUNT", "account", account.strip().lower()))
+    for setting, kind, value in checks:
+        item = parse(current_app.config[setting])
+        if not limiter.hit(item, action, kind, value):
+            reset_at = limiter.get_window_stats(item, action, kind, value).reset_time
+            raise TooManyAttempts(max(1, int(reset_at - time.time())))

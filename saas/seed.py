@@ -1,0 +1,91 @@
+"""The demo data `make run` creates once: an agency, its clients, a self-serve business."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from saas import accounts, db
+from tenants import bind_tenant
+from tenants import service as tenant_service
+from tenants.models import Membership, Role, Tenant, TenantKind, User
+
+
+@dataclass(frozen=True)
+class DemoLogin:
+    who: str
+    email: str
+    password: str
+    workspace: str
+    role: Role
+
+
+DEMO_LOGINS = (
+    DemoLogin("Agency owner", "owner@northwind.example", "northwind-owner-demo", "Northwind Social", Role.OWNER),
+    DemoLogin("Agency staff", "staff@northwind.example", "northwind-staff-demo", "Northwind Social", Role.EDITOR),
+    DemoLogin(
+        "Client reviewer",
+        "reviewer@bluebell.example",
+        "bluebell-review-demo",
+        "Bluebell Bakery",
+        Role.REVIEWER,
+    ),
+    DemoLogin("Business owner", "owner@coppercycles.example", "copper-cycles-demo", "Copper Cycles", Role.OWNER),
+)
+NAMES = {
+    "owner@northwind.example": "Nora Northwind",
+    "staff@northwind.example": "Sam Staff",
+    "reviewer@bluebell.example": "Rita Bell",
+    "owner@coppercycles.example": "Carl Copper",
+}
+
+
+def seed_demo() -> bool:
+    """Create the demo once. Returns False when it was already there."""
+    with db.SessionFactory() as session:
+        if session.scalar(sa.select(Tenant.id).where(Tenant.name == "Northwind Social")):
+            return False
+        users = {
+            login.email: accounts.create_user(
+                session, email=login.email, name=NAMES[login.email], password=login.password, verified=True
+            )
+            for login in DEMO_LOGINS
+        }
+        session.commit()
+    agency = _tenant("Northwind Social", TenantKind.AGENCY, "Europe/London", users["owner@northwind.example"])
+    for name, zone in (("Bluebell Bakery", "Europe/London"), ("Harbor Dental", "America/New_York")):
+        _tenant(name, TenantKind.CLIENT, zone, None, managed_by=agency)
+    _tenant("Copper Cycles", TenantKind.DIRECT, "America/Chicago", users["owner@coppercycles.example"])
+    for login in DEMO_LOGINS:
+        if login.role is not Role.OWNER:
+            _add_member(login.workspace, users[login.email], login.role)
+    return True
+
+
+def _tenant(name: str, kind: TenantKind, zone: str, owner: User | None, managed_by: Tenant | None = None) -> Tenant:
+    # One session per tenant: a session is bound to a single tenant for life.
+    with db.SessionFactory() as session:
+        tenant = tenant_service.create_tenant(
+            session, name=name, kind=kind, owner=owner, managed_by=managed_by, timezone=zone
+        )
+        session.commit()
+        return tenant
+
+
+def _add_member(workspace: str, user: User, role: Role) -> None:
+    with db.SessionFactory() as session:
+        tenant = session.scalars(sa.select(Tenant).where(Tenant.name == workspace)).one()
+        bind_tenant(session, tenant.id)
+        session.add(Membership(user_id=user.id, role=role))
+        session.commit()
+
+
+def describe(created: bool, base_url: str) -> str:
+    lines = [
+        "Demo data " + ("created." if created else "already present."),
+        f"Open {base_url}/login and use one of these demo logins:",
+    ]
+    for login in DEMO_LOGINS:
+        lines.append(f"  {login.who:<16} {login.email:<28} {login.password:<22} ({login.workspace}, {login.role})")
+    return "\n".join(lines)

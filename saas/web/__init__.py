@@ -1,0 +1,59 @@
+"""Blueprints: parse input, call a service, render."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask, g, render_template
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+
+from saas import timezones
+from saas.ratelimit import TooManyAttempts
+from saas.web.forms import ConfirmForm
+from tenants import service as tenant_service
+
+
+def init_app(app: Flask) -> None:
+    from saas.web import account, auth, health, invitations, team, workspace
+
+    app.jinja_env.add_extension("jinja2.ext.do")
+    workspace.bp.register_blueprint(team.bp)
+    for module in (auth, account, invitations, workspace, health):
+        app.register_blueprint(module.bp)
+
+    @app.template_filter("localtime")
+    def localtime(moment: Any) -> str:
+        """A UTC moment in the reader's own time zone, with the zone named."""
+        zone = current_user.timezone if current_user.is_authenticated else "UTC"
+        return timezones.format_local(moment, zone)
+
+    @app.context_processor
+    def layout_context() -> dict[str, Any]:
+        if not current_user.is_authenticated:
+            return {}
+        return {
+            "my_workspaces": tenant_service.workspaces_of(current_user.id),
+            "current_workspace": getattr(g, "workspace", None),
+            "logout_form": ConfirmForm(formdata=None),
+        }
+
+    @app.errorhandler(404)
+    def not_found(_e: Exception) -> Any:
+        return render_template("errors/404.html"), 404
+
+    @app.errorhandler(403)
+    def forbidden(_e: Exception) -> Any:
+        return render_template("errors/403.html"), 403
+
+    @app.errorhandler(CSRFError)
+    def csrf_failed(_e: CSRFError) -> Any:
+        return render_template("errors/csrf.html"), 400
+
+    @app.errorhandler(TooManyAttempts)
+    def too_many(e: TooManyAttempts) -> Any:
+        return render_template("errors/429.html", message=str(e)), 429, {"Retry-After": str(e.retry_after)}
+
+    @app.errorhandler(500)
+    def server_error(_e: Exception) -> Any:
+        return render_template("errors/500.html"), 500

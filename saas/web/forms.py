@@ -1,0 +1,154 @@
+"""Every form of the web UI: fields, limits and the messages shown beside them."""
+
+from __future__ import annotations
+
+from flask_wtf import FlaskForm
+from wtforms import EmailField, PasswordField, SelectField, StringField
+from wtforms.validators import Email, EqualTo, InputRequired, Length, ValidationError
+
+from saas import passwords, timezones
+from tenants.models import Role
+
+EMAIL_MAX = 254
+NAME_MAX = 120
+
+
+def _email_field(label: str = "Email") -> EmailField:
+    return EmailField(
+        label,
+        validators=[
+            InputRequired("Enter your email address."),
+            Length(max=EMAIL_MAX, message=f"Use at most {EMAIL_MAX} characters."),
+            Email("Enter an email address like name@example.com.", check_deliverability=False),
+        ],
+        filters=[lambda v: v.strip().lower() if isinstance(v, str) else v],
+        render_kw={"autocomplete": "email", "maxlength": EMAIL_MAX},
+    )
+
+
+def _name_field(label: str, message: str) -> StringField:
+    return StringField(
+        label,
+        validators=[
+            InputRequired(message),
+            Length(max=NAME_MAX, message=f"Use at most {NAME_MAX} characters."),
+        ],
+        filters=[lambda v: v.strip() if isinstance(v, str) else v],
+        render_kw={"maxlength": NAME_MAX},
+    )
+
+
+def _new_password_field(label: str = "Password") -> PasswordField:
+    return PasswordField(
+        label,
+        validators=[InputRequired("Choose a password.")],
+        description=f"At least {passwords.MIN_LENGTH} characters. Avoid common passwords.",
+        render_kw={"autocomplete": "new-password", "minlength": passwords.MIN_LENGTH},
+    )
+
+
+def _timezone_field(label: str = "Time zone") -> SelectField:
+    return SelectField(
+        label,
+        choices=[],  # filled lazily: the list is long and read from the zone database
+        validators=[InputRequired("Choose a time zone.")],
+        validate_choice=False,
+        default="UTC",
+    )
+
+
+class _TimezoneForm(FlaskForm):
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)
+        self.timezone.choices = list(timezones.timezones())  # type: ignore[attr-defined]
+
+    def validate_timezone(self, field: SelectField) -> None:
+        if not timezones.is_timezone(field.data or ""):
+            raise ValidationError("Choose a time zone from the list, like Europe/London.")
+
+
+class SignupForm(_TimezoneForm):
+    name = _name_field("Your name", "Enter your name.")
+    email = _email_field()
+    business_name = _name_field("Business name", "Enter the name of your business.")
+    password = _new_password_field()
+    timezone = _timezone_field()
+
+
+class LoginForm(FlaskForm):
+    email = _email_field()
+    password = PasswordField(
+        "Password",
+        validators=[InputRequired("Enter your password.")],
+        render_kw={"autocomplete": "current-password"},
+    )
+
+
+class ResetRequestForm(FlaskForm):
+    email = _email_field()
+
+
+class ResetPasswordForm(FlaskForm):
+    password = _new_password_field("New password")
+    confirm = PasswordField(
+        "Repeat new password",
+        validators=[
+            InputRequired("Repeat the new password."),
+            EqualTo("password", "The two passwords differ."),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+class ProfileForm(_TimezoneForm):
+    name = _name_field("Name", "Enter your name.")
+    timezone = _timezone_field()
+
+
+class ChangePasswordForm(FlaskForm):
+    current_password = PasswordField(
+        "Current password",
+        validators=[InputRequired("Enter your current password.")],
+        render_kw={"autocomplete": "current-password"},
+    )
+    password = _new_password_field("New password")
+    confirm = PasswordField(
+        "Repeat new password",
+        validators=[
+            InputRequired("Repeat the new password."),
+            EqualTo("password", "The two passwords differ."),
+        ],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
+ROLE_CHOICES = [
+    (Role.ADMIN.value, "Admin — manages the team and settings"),
+    (Role.EDITOR.value, "Editor — writes and schedules posts"),
+    (Role.REVIEWER.value, "Reviewer — approves posts, free seat"),
+    (Role.VIEWER.value, "Viewer — reads only"),
+    (Role.OWNER.value, "Owner — everything, including billing"),
+]
+
+
+class InviteForm(FlaskForm):
+    email = _email_field("Email address")
+    role = SelectField("Role", choices=ROLE_CHOICES, default=Role.EDITOR.value)
+
+
+class RoleForm(FlaskForm):
+    role = SelectField("Role", choices=ROLE_CHOICES)
+
+
+class AcceptInvitationForm(FlaskForm):
+    name = _name_field("Your name", "Enter your name.")
+    password = _new_password_field()
+
+
+class WorkspaceSettingsForm(_TimezoneForm):
+    name = _name_field("Workspace name", "Enter a name for the workspace.")
+    timezone = _timezone_field("Workspace time zone")
+
+
+class ConfirmForm(FlaskForm):
+    """A button that POSTs: carries only the CSRF token."""

@@ -1,0 +1,126 @@
+"""The workspace's team: members, their roles, and invitations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from flask_login import current_user
+
+from saas import db, mail
+from saas.security import TEAM_MANAGERS, require_role
+from saas.web.forms import ConfirmForm, InviteForm, RoleForm
+from tenants import service as tenant_service
+from tenants.models import Membership, Role
+from tenants.service import MembershipError
+
+bp = Blueprint("team", __name__, url_prefix="/team")
+
+
+def _render(invite: InviteForm | None = None, status: int = 200) -> Any:
+    session = db.session()
+    return render_template(
+        "team/index.html",
+        members=tenant_service.members(session),
+        invitations=tenant_service.open_invitations(session),
+        invite=invite or InviteForm(formdata=None),
+        role_form=RoleForm,
+        confirm=ConfirmForm(formdata=None),
+        can_manage=g.workspace.role in TEAM_MANAGERS,
+        now=tenant_service.utcnow(),
+    ), status
+
+
+@bp.get("")
+def index() -> Any:
+    return _render()
+
+
+@bp.post("/invitations")
+@require_role(*TEAM_MANAGERS)
+def invite() -> Any:
+    form = InviteForm()
+    if not form.validate_on_submit():
+        return _render(invite=form, status=422)
+    try:
+        invitation, token = tenant_service.invite(
+            db.session(), email=form.email.data, role=Role(form.role.data), invited_by=current_user
+        )
+    except MembershipError as exc:
+        db.session.rollback()
+        form.email.errors.append(str(exc))
+        return _render(invite=form, status=422)
+    mail.send(
+        invitation.email,
+        f"{current_user.name} invited you to {g.workspace.name} on Multipost",
+        "invitation",
+        inviter=current_user,
+        workspace=g.workspace,
+        role=invitation.role,
+        expires_at=invitation.expires_at,
+        link=mail.link("invitations.accept", token=token),
+    )
+    db.session.commit()
+    flash(f"Invitation sent to {invitation.email}.", "success")
+    return redirect(url_for("workspace.team.index"))
+
+
+@bp.post("/invitations/<int:invitation_id>/revoke")
+@require_role(*TEAM_MANAGERS)
+def revoke(invitation_id: int) -> Any:
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    invitation = tenant_service.revoke_invitation(db.session(), invitation_id)
+    if invitation is None:
+        abort(404)
+    db.session.commit()
+    flash(f"The invitation for {invitation.email} is withdrawn; its link no longer works.", "info")
+    return redirect(url_for("workspace.team.index"))
+
+
+@bp.post("/members/<int:membership_id>/role")
+@require_role(*TEAM_MANAGERS)
+def change_role(membership_id: int) -> Any:
+    form = RoleForm()
+    if not form.validate_on_submit():
+        flash("Choose one of the listed roles.", "error")
+        return redirect(url_for("workspace.team.index"))
+    try:
+        membership = tenant_service.change_role(db.session(), membership_id, Role(form.role.data), current_user)
+    except MembershipError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("workspace.team.index"))
+    if membership is None:
+        abort(404)
+    db.session.commit()
+    flash(f"{membership.user.name} is now {membership.role.label}.", "success")
+    return redirect(url_for("workspace.team.index"))
+
+
+@bp.route("/members/<int:membership_id>/remove", methods=["GET", "POST"])
+@require_role(*TEAM_MANAGERS)
+def remove(membership_id: int) -> Any:
+    """GET asks for confirmation; POST removes."""
+    session = db.session()
+    form = ConfirmForm()
+    if not form.validate_on_submit():
+        membership = session.get(Membership, membership_id)
+        if membership is None:
+            abort(404)
+        return render_template("team/remove.html", membership=membership, form=ConfirmForm(formdata=None))
+    try:
+        membership = tenant_service.remove_member(session, membership_id, current_user)
+    except MembershipError as exc:
+        session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("workspace.team.index"))
+    if membership is None:
+        abort(404)
+    name = membership.user.name
+    session.commit()
+    if membership.user_id == current_user.id:
+        flash(f"You left {g.workspace.name}.", "info")
+        return redirect(url_for("auth.index"))
+    flash(f"{name} no longer has access to this workspace.", "info")
+    return redirect(url_for("workspace.team.index"))

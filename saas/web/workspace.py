@@ -1,0 +1,106 @@
+"""Everything under /w/<slug>/: one tenant's workspace.
+
+Entering a workspace resolves the user's membership (a cross-tenant lookup,
+so it uses the system scope), answers 404 to anyone who is not a member, and
+binds the request's database session to that tenant for the rest of the request.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from saas import db
+from saas.security import TEAM_MANAGERS
+from saas.web.forms import WorkspaceSettingsForm
+from tenants import bind_tenant
+from tenants import service as tenant_service
+
+bp = Blueprint("workspace", __name__, url_prefix="/w/<slug>")
+
+# Pages whose capability arrives with a later part of the product: they show
+# what will live there instead of a blank page.
+COMING_PAGES = {
+    "calendar": (
+        "Calendar",
+        "Your scheduled and published posts, day by day, in the workspace's time zone.",
+        "Nothing is scheduled yet.",
+    ),
+    "posts": (
+        "Posts",
+        "Drafts, scheduled posts and everything already published, with each attempt logged.",
+        "No posts yet.",
+    ),
+    "channels": (
+        "Channels",
+        "The social accounts this workspace publishes to.",
+        "No channels connected yet.",
+    ),
+    "approvals": (
+        "Approvals",
+        "Posts waiting for a reviewer's approval, and the ones sent back with changes.",
+        "Nothing is waiting for approval.",
+    ),
+    "billing": (
+        "Billing",
+        "Your plan, invoices and payment method.",
+        "Billing is not set up for this workspace yet.",
+    ),
+}
+
+
+@bp.url_value_preprocessor
+def _pop_slug(_endpoint: str | None, values: dict[str, Any] | None) -> None:
+    g.workspace_slug = (values or {}).pop("slug", None)
+
+
+@bp.url_defaults
+def _add_slug(endpoint: str, values: dict[str, Any]) -> None:
+    if "slug" not in values and getattr(g, "workspace", None) is not None:
+        values["slug"] = g.workspace.slug
+
+
+@bp.before_request
+def _enter_workspace() -> Any:
+    if not current_user.is_authenticated:
+        return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
+    workspace = tenant_service.find_workspace(current_user.id, g.workspace_slug)
+    if workspace is None:
+        abort(404)  # not 403: never confirm that another tenant's workspace exists
+    bind_tenant(db.session(), workspace.tenant_id)
+    g.workspace = workspace
+    return None
+
+
+@bp.get("/")
+def home() -> Any:
+    return redirect(url_for("workspace.calendar"))
+
+
+def _coming_page(page: str) -> Any:
+    title, purpose, empty = COMING_PAGES[page]
+    return render_template("workspace/coming.html", page=page, title=title, purpose=purpose, empty=empty)
+
+
+for _page in COMING_PAGES:
+    bp.add_url_rule(f"/{_page}", _page, lambda _page=_page: _coming_page(_page), methods=["GET"])
+
+
+@bp.route("/settings", methods=["GET", "POST"])
+def settings() -> Any:
+    tenant = tenant_service.tenant_of(db.session())
+    form = WorkspaceSettingsForm(obj=tenant)
+    can_edit = g.workspace.role in TEAM_MANAGERS
+    if request.method == "POST":
+        if not can_edit:
+            abort(403)
+        if form.validate_on_submit():
+            tenant.name = form.name.data
+            tenant.timezone = form.timezone.data
+            db.session.commit()
+            flash("Workspace settings saved.", "success")
+            return redirect(url_for("workspace.settings"))
+    status = 422 if request.method == "POST" else 200
+    return render_template("workspace/settings.html", form=form, can_edit=can_edit, tenant=tenant), status

@@ -1,0 +1,170 @@
+"""Tenants, the global users who work in them, and what ties the two together."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from saas.db import Base
+from tenants.scoping import TenantScoped
+
+
+def _enum(cls: type[enum.Enum], name: str) -> sa.Enum:
+    """A string column limited to the enum's values by a CHECK constraint."""
+    return sa.Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=20,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+def _now() -> sa.FunctionElement[datetime]:
+    return sa.func.now()
+
+
+class TenantKind(enum.StrEnum):
+    AGENCY = "agency"  # runs clients' calendars as a managed service
+    CLIENT = "client"  # a business managed by an agency (managed_by set)
+    DIRECT = "direct"  # a self-serve business
+
+
+class Role(enum.StrEnum):
+    OWNER = "owner"
+    ADMIN = "admin"
+    EDITOR = "editor"
+    REVIEWER = "reviewer"  # approves and comments, cannot publish; a free seat
+    VIEWER = "viewer"
+
+    @property
+    def label(self) -> str:
+        return self.value.capitalize()
+
+    @property
+    def manages_team(self) -> bool:
+        return self in (Role.OWNER, Role.ADMIN)
+
+
+class Tenant(Base):
+    """One organisation's sealed-off workspace: its users, channels and calendar."""
+
+    __tablename__ = "tenants"
+    __table_args__ = (
+        sa.CheckConstraint("(kind = 'client') = (managed_by_id IS NOT NULL)", name="client_has_managing_agency"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    slug: so.Mapped[str] = so.mapped_column(sa.String(63), unique=True)
+    name: so.Mapped[str] = so.mapped_column(sa.String(120))
+    kind: so.Mapped[TenantKind] = so.mapped_column(_enum(TenantKind, "tenant_kind"))
+    managed_by_id: so.Mapped[int | None] = so.mapped_column(
+        sa.ForeignKey("tenants.id", ondelete="RESTRICT"), index=True
+    )
+    timezone: so.Mapped[str] = so.mapped_column(sa.String(64), default="UTC")
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    def __repr__(self) -> str:
+        return f"<Tenant {self.id} {self.slug}>"
+
+
+class User(Base):
+    """A person. Global: the same login may belong to several tenants."""
+
+    __tablename__ = "users"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    email: so.Mapped[str] = so.mapped_column(sa.String(254), unique=True)  # stored lower-cased
+    name: so.Mapped[str] = so.mapped_column(sa.String(120))
+    password_hash: so.Mapped[str] = so.mapped_column(sa.String(255))
+    timezone: so.Mapped[str] = so.mapped_column(sa.String(64), default="UTC")
+    email_verified_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
+    # Part of the login cookie; bumping it ends every session of this user.
+    session_version: so.Mapped[int] = so.mapped_column(default=1)
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    last_login_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
+
+    # What flask-login asks of a user object (kept here so `tenants` needs no Flask).
+    # The login cookie holds "id:session_version", so bumping the version logs out everywhere.
+    is_authenticated = True
+    is_active = True
+    is_anonymous = False
+
+    def get_id(self) -> str:
+        return f"{self.id}:{self.session_version}"
+
+    def __repr__(self) -> str:
+        return f"<User {self.id}>"
+
+
+class Membership(TenantScoped, Base):
+    """A user's role in one tenant."""
+
+    __tablename__ = "memberships"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "user_id"),
+        sa.UniqueConstraint("tenant_id", "id"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    role: so.Mapped[Role] = so.mapped_column(_enum(Role, "role"))
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=_now())
+
+    user: so.Mapped[User] = so.relationship(lazy="joined")
+
+
+class Invitation(TenantScoped, Base):
+    """An emailed, expiring, single-use offer to join a tenant with a role."""
+
+    __tablename__ = "invitations"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "id"),
+        # At most one open invitation per address and tenant; inviting again replaces it.
+        sa.Index(
+            "uq_invitations_open_email",
+            "tenant_id",
+            "email",
+            unique=True,
+            postgresql_where=sa.text("accepted_at IS NULL AND revoked_at IS NULL"),
+        ),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    email: so.Mapped[str] = so.mapped_column(sa.String(254))
+    role: so.Mapped[Role] = so.mapped_column(_enum(Role, "role"))
+    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    invited_by_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    expires_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True))
+    accepted_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
+    accepted_by_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    revoked_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
+
+    invited_by: so.Mapped[User | None] = so.relationship(foreign_keys=[invited_by_id])
+
+    def is_open(self, now: datetime) -> bool:
+        return self.accepted_at is None and self.revoked_at is None and self.expires_at > now
+
+
+class TokenPurpose(enum.StrEnum):
+    VERIFY_EMAIL = "verify_email"
+    RESET_PASSWORD = "reset_password"
+
+
+class UserToken(Base):
+    """A single-use, expiring secret mailed to a user. Only its SHA-256 is stored."""
+
+    __tablename__ = "user_tokens"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    purpose: so.Mapped[TokenPurpose] = so.mapped_column(_enum(TokenPurpose, "token_purpose"))
+    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    expires_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True))
+    used_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))

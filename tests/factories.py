@@ -1,0 +1,83 @@
+"""Rows for tests. Every factory takes its tenant explicitly: nothing defaults to "tenant 1"."""
+
+from __future__ import annotations
+
+import itertools
+from datetime import UTC, datetime
+from functools import cache
+
+from saas import db, passwords
+from tenants import bind_tenant
+from tenants import service as tenant_service
+from tenants.models import Membership, Role, Tenant, TenantKind, User
+
+PASSWORD = "plum-orchard-lantern-42"
+_serial = itertools.count(1)
+
+
+@cache
+def _hash(password: str) -> str:
+    # Hash each test password once per run; logging in still verifies it for real.
+    return passwords.hash_password(password)
+
+
+def make_user(
+    email: str | None = None,
+    *,
+    name: str | None = None,
+    password: str = PASSWORD,
+    verified: bool = True,
+    timezone: str = "UTC",
+) -> User:
+    n = next(_serial)
+    with db.SessionFactory() as session:
+        user = User(
+            email=(email or f"user{n}@example.com").lower(),
+            name=name or f"Test User {n}",
+            password_hash=_hash(password),
+            timezone=timezone,
+            email_verified_at=datetime.now(UTC) if verified else None,
+        )
+        session.add(user)
+        session.commit()
+        return user
+
+
+def make_tenant(
+    name: str | None = None,
+    *,
+    kind: TenantKind = TenantKind.DIRECT,
+    owner: User | None = None,
+    managed_by: Tenant | None = None,
+    timezone: str = "UTC",
+) -> Tenant:
+    with db.SessionFactory() as session:
+        tenant = tenant_service.create_tenant(
+            session,
+            name=name or f"Workspace {next(_serial)}",
+            kind=kind,
+            owner=owner,
+            managed_by=managed_by,
+            timezone=timezone,
+        )
+        session.commit()
+        return tenant
+
+
+def add_member(tenant: Tenant, user: User, role: Role) -> Membership:
+    with db.SessionFactory() as session:
+        bind_tenant(session, tenant.id)
+        membership = Membership(user_id=user.id, role=role)
+        session.add(membership)
+        session.commit()
+        return membership
+
+
+def make_workspace(role: Role = Role.OWNER, **tenant_kwargs: object) -> tuple[Tenant, User]:
+    """A tenant with one verified user in `role` (plus an owner when `role` is not owner)."""
+    user = make_user()
+    if role is Role.OWNER:
+        return make_tenant(owner=user, **tenant_kwargs), user  # type: ignore[arg-type]
+    tenant = make_tenant(owner=make_user(), **tenant_kwargs)  # type: ignore[arg-type]
+    add_member(tenant, user, role)
+    return tenant, user
