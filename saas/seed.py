@@ -43,7 +43,7 @@ NAMES = {
 
 def seed_demo() -> bool:
     """Create the demo once. Returns False when it was already there."""
-    with db.SessionFactory() as session:
+    with db.new_session() as session:
         if session.scalar(sa.select(Tenant.id).where(Tenant.name == "Northwind Social")):
             return False
         users = {
@@ -65,7 +65,7 @@ def seed_demo() -> bool:
 
 def _tenant(name: str, kind: TenantKind, zone: str, owner: User | None, managed_by: Tenant | None = None) -> Tenant:
     # One session per tenant: a session is bound to a single tenant for life.
-    with db.SessionFactory() as session:
+    with db.new_session() as session:
         tenant = tenant_service.create_tenant(
             session, name=name, kind=kind, owner=owner, managed_by=managed_by, timezone=zone
         )
@@ -74,7 +74,7 @@ def _tenant(name: str, kind: TenantKind, zone: str, owner: User | None, managed_
 
 
 def _add_member(workspace: str, user: User, role: Role) -> None:
-    with db.SessionFactory() as session:
+    with db.new_session() as session:
         tenant = session.scalars(sa.select(Tenant).where(Tenant.name == workspace)).one()
         bind_tenant(session, tenant.id)
         session.add(Membership(user_id=user.id, role=role))

@@ -88,6 +88,9 @@ class User(Base):
     created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=_now())
     last_login_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
 
+    # Scoped like every load of a tenant table: only the bound tenant's membership shows.
+    memberships: so.Mapped[list[Membership]] = so.relationship(back_populates="user", passive_deletes=True)
+
     # What flask-login asks of a user object (kept here so `tenants` needs no Flask).
     # The login cookie holds "id:session_version", so bumping the version logs out everywhere.
     is_authenticated = True
@@ -115,7 +118,7 @@ class Membership(TenantScoped, Base):
     role: so.Mapped[Role] = so.mapped_column(_enum(Role, "role"))
     created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=_now())
 
-    user: so.Mapped[User] = so.relationship(lazy="joined")
+    user: so.Mapped[User] = so.relationship(lazy="joined", back_populates="memberships")
 
 
 class Invitation(TenantScoped, Base):

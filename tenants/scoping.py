@@ -63,7 +63,7 @@ def bound_tenant_id(session: so.Session) -> int | None:
 @contextmanager
 def tenant_session(tenant_id: int) -> Iterator[so.Session]:
     """Open a fresh session for one tenant's work (jobs, CLI). Commit is yours."""
-    with db.SessionFactory() as session:
+    with db.new_session() as session:
         bind_tenant(session, tenant_id)
         yield session
 
@@ -71,7 +71,7 @@ def tenant_session(tenant_id: int) -> Iterator[so.Session]:
 @contextmanager
 def system_session() -> Iterator[so.Session]:
     """Open a session that sees every tenant. Each call site is reviewed and listed."""
-    with db.SessionFactory(info={"system": True}) as session:
+    with db.new_session(info={"system": True}) as session:
         yield session
 
 

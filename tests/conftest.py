@@ -26,6 +26,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from saas import create_app, db
+from tests import factories
 from saas.config import PROJECT_ROOT
 from saas.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 
@@ -75,7 +76,7 @@ def migrated(servers: dict[str, str]) -> str:
 @pytest.fixture(scope="session")
 def app(servers: dict[str, str], migrated: str) -> Flask:
     mail_dir = Path(servers["root"]) / "mail"
-    return create_app(
+    app = create_app(
         {
             "TESTING": True,
             "DATABASE_URL": migrated,
@@ -85,6 +86,8 @@ def app(servers: dict[str, str], migrated: str) -> Flask:
             "PUBLIC_BASE_URL": "http://localhost",
         }
     )
+    factories.use_app(app)
+    return app
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +97,7 @@ def _clean_slate(request: pytest.FixtureRequest) -> Iterator[None]:
     if "app" not in request.fixturenames:
         return
     app: Flask = request.getfixturevalue("app")
-    with db.engine().begin() as conn:
+    with app.extensions["db_engine"].begin() as conn:
         tables = ", ".join(f'"{t.name}"' for t in db.Base.metadata.sorted_tables)
         conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     app.extensions["redis"].flushdb()

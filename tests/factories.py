@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, wraps
+from typing import Any, TypeVar
+
+from flask import Flask
 
 from saas import db, passwords
 from tenants import bind_tenant
@@ -13,6 +18,30 @@ from tenants.models import Membership, Role, Tenant, TenantKind, User
 
 PASSWORD = "plum-orchard-lantern-42"
 _serial = itertools.count(1)
+_app: Flask | None = None  # set by the `app` fixture
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def use_app(app: Flask) -> None:
+    global _app
+    _app = app
+
+
+@contextmanager
+def app_context() -> Iterator[None]:
+    """The test app's context, for code outside a request (factories, services, jobs)."""
+    assert _app is not None, "the `app` fixture sets the factories' app"
+    with _app.app_context():
+        yield
+
+
+def _in_app(factory: F) -> F:
+    @wraps(factory)
+    def wrapped(*args: Any, **kwargs: Any) -> Any:
+        with app_context():
+            return factory(*args, **kwargs)
+
+    return wrapped  # type: ignore[return-value]
 
 
 @cache
@@ -21,6 +50,7 @@ def _hash(password: str) -> str:
     return passwords.hash_password(password)
 
 
+@_in_app
 def make_user(
     email: str | None = None,
     *,
@@ -30,7 +60,7 @@ def make_user(
     timezone: str = "UTC",
 ) -> User:
     n = next(_serial)
-    with db.SessionFactory() as session:
+    with db.new_session() as session:
         user = User(
             email=(email or f"user{n}@example.com").lower(),
             name=name or f"Test User {n}",
@@ -43,6 +73,7 @@ def make_user(
         return user
 
 
+@_in_app
 def make_tenant(
     name: str | None = None,
     *,
@@ -51,7 +82,7 @@ def make_tenant(
     managed_by: Tenant | None = None,
     timezone: str = "UTC",
 ) -> Tenant:
-    with db.SessionFactory() as session:
+    with db.new_session() as session:
         tenant = tenant_service.create_tenant(
             session,
             name=name or f"Workspace {next(_serial)}",
@@ -64,8 +95,9 @@ def make_tenant(
         return tenant
 
 
+@_in_app
 def add_member(tenant: Tenant, user: User, role: Role) -> Membership:
-    with db.SessionFactory() as session:
+    with db.new_session() as session:
         bind_tenant(session, tenant.id)
         membership = Membership(user_id=user.id, role=role)
         session.add(membership)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from flask_wtf import FlaskForm
 from wtforms import EmailField, PasswordField, SelectField, StringField
-from wtforms.validators import Email, EqualTo, InputRequired, Length, ValidationError
+from wtforms.fields.choices import SelectChoice
+from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, ValidationError
 
 from saas import passwords, timezones
 from tenants.models import Role
@@ -123,11 +124,11 @@ class ChangePasswordForm(FlaskForm):
 
 
 ROLE_CHOICES = [
-    (Role.ADMIN.value, "Admin — manages the team and settings"),
-    (Role.EDITOR.value, "Editor — writes and schedules posts"),
-    (Role.REVIEWER.value, "Reviewer — approves posts, free seat"),
-    (Role.VIEWER.value, "Viewer — reads only"),
-    (Role.OWNER.value, "Owner — everything, including billing"),
+    SelectChoice(Role.ADMIN.value, "Admin — manages the team and settings"),
+    SelectChoice(Role.EDITOR.value, "Editor — writes and schedules posts"),
+    SelectChoice(Role.REVIEWER.value, "Reviewer — approves posts, free seat"),
+    SelectChoice(Role.VIEWER.value, "Viewer — reads only"),
+    SelectChoice(Role.OWNER.value, "Owner — everything, including billing"),
 ]
 
 
