@@ -31,7 +31,7 @@ def _name_field(label: str, message: str) -> StringField:
     return StringField(
         label,
         validators=[
-            InputRequired(message),
+            DataRequired(message),  # checks after stripping: "   " counts as empty
             Length(max=NAME_MAX, message=f"Use at most {NAME_MAX} characters."),
         ],
         filters=[lambda v: v.strip() if isinstance(v, str) else v],
