@@ -10,15 +10,13 @@ from flask_wtf.csrf import CSRFError
 
 from saas import timezones
 from saas.ratelimit import TooManyAttempts
-from saas.web.forms import ConfirmForm
 from tenants import service as tenant_service
 
 
 def init_app(app: Flask) -> None:
-    from saas.web import account, auth, health, invitations, team, workspace
+    from saas.web import account, auth, health, invitations, workspace
 
     app.jinja_env.add_extension("jinja2.ext.do")
-    workspace.bp.register_blueprint(team.bp)
     for module in (auth, account, invitations, workspace, health):
         app.register_blueprint(module.bp)
 
@@ -35,7 +33,6 @@ def init_app(app: Flask) -> None:
         return {
             "my_workspaces": tenant_service.workspaces_of(current_user.id),
             "current_workspace": getattr(g, "workspace", None),
-            "logout_form": ConfirmForm(formdata=None),
         }
 
     @app.errorhandler(404)

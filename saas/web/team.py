@@ -25,7 +25,6 @@ def _render(invite: InviteForm | None = None, status: int = 200) -> Any:
         invitations=tenant_service.open_invitations(session),
         invite=invite or InviteForm(formdata=None),
         role_form=RoleForm,
-        confirm=ConfirmForm(formdata=None),
         can_manage=g.workspace.role in TEAM_MANAGERS,
         now=tenant_service.utcnow(),
     ), status
@@ -99,27 +98,27 @@ def change_role(membership_id: int) -> Any:
 
 
 @bp.route("/members/<int:membership_id>/remove", methods=["GET", "POST"])
-@require_role(*TEAM_MANAGERS)
 def remove(membership_id: int) -> Any:
-    """GET asks for confirmation; POST removes."""
+    """GET asks for confirmation; POST removes. Anyone may leave; managers may remove others."""
     session = db.session()
-    form = ConfirmForm()
-    if not form.validate_on_submit():
-        membership = session.get(Membership, membership_id)
-        if membership is None:
-            abort(404)
-        return render_template("team/remove.html", membership=membership, form=ConfirmForm(formdata=None))
+    membership = session.get(Membership, membership_id)
+    if membership is None:
+        abort(404)
+    leaving = membership.user_id == current_user.id
+    if not leaving and g.workspace.role not in TEAM_MANAGERS:
+        abort(403)
+    if not ConfirmForm().validate_on_submit():
+        return render_template("team/remove.html", membership=membership, leaving=leaving,
+                               form=ConfirmForm(formdata=None))
+    name = membership.user.name
     try:
-        membership = tenant_service.remove_member(session, membership_id, current_user)
+        tenant_service.remove_member(session, membership_id, current_user)
     except MembershipError as exc:
         session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("workspace.team.index"))
-    if membership is None:
-        abort(404)
-    name = membership.user.name
     session.commit()
-    if membership.user_id == current_user.id:
+    if leaving:
         flash(f"You left {g.workspace.name}.", "info")
         return redirect(url_for("auth.index"))
     flash(f"{name} no longer has access to this workspace.", "info")

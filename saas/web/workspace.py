@@ -104,3 +104,9 @@ def settings() -> Any:
             return redirect(url_for("workspace.settings"))
     status = 422 if request.method == "POST" else 200
     return render_template("workspace/settings.html", form=form, can_edit=can_edit, tenant=tenant), status
+
+
+# Sections of the workspace, nested so they share its slug handling and tenant binding.
+from saas.web import team  # noqa: E402
+
+bp.register_blueprint(team.bp)

@@ -1,0 +1,1 @@
+"""Plans, entitlements, the Stripe gateway and webhook handling. No Flask imports."""
