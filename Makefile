@@ -21,6 +21,8 @@ run: $(STAMP)
 
 ## Run the whole suite against its own throwaway PostgreSQL and Redis.
 test: $(STAMP) chromium
+	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Browser tests drive Debian's Chromium; install it when missing (never a downloaded browser).
@@ -30,7 +32,7 @@ chromium:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
 
 lint: $(STAMP)
-	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+	$(BIN)/ruff check . && $(BIN)/ruff format --check . && $(BIN)/mypy
 
 clean-var:
 	rm -rf var/

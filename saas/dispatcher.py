@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 import redis
@@ -34,8 +35,13 @@ def tick(connection: redis.Redis) -> None:
     record_tick(connection, datetime.now(UTC))
 
 
-def run_forever(connection: redis.Redis, stop: threading.Event | None = None) -> None:
-    """Tick until SIGTERM/SIGINT (or `stop` is set); a failed tick is logged and retried."""
+def run_forever(
+    connection: redis.Redis,
+    stop: threading.Event | None = None,
+    step: Callable[[redis.Redis], None] = tick,
+    interval: float = TICK_SECONDS,
+) -> None:
+    """Run `step` every `interval` seconds until SIGTERM/SIGINT or `stop`; a failed step is logged, not fatal."""
     stop = stop or threading.Event()
     if threading.current_thread() is threading.main_thread():
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -43,8 +49,8 @@ def run_forever(connection: redis.Redis, stop: threading.Event | None = None) ->
     log.info("dispatcher started")
     while not stop.is_set():
         try:
-            tick(connection)
+            step(connection)
         except Exception:
-            log.exception("dispatcher tick failed; retrying in %.0fs", TICK_SECONDS)
-        stop.wait(TICK_SECONDS)
+            log.exception("dispatcher tick failed; trying again in %.1fs", interval)
+        stop.wait(interval)
     log.info("dispatcher stopped")

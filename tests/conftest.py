@@ -26,9 +26,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from saas import create_app, db
-from tests import factories
 from saas.config import PROJECT_ROOT
 from saas.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
+from tests import factories
 
 TEST_DATABASE = "multipost_test"
 

@@ -40,11 +40,17 @@ def test_sign_up_creates_user_and_owned_direct_tenant(client, outbox):
     assert user.timezone == "Europe/Berlin"
     with app_context(), system_session() as session:
         tenant, role = session.execute(
-            sa.select(Tenant, Membership.role).join(Membership, Membership.tenant_id == Tenant.id)
+            sa.select(Tenant, Membership.role)
+            .join(Membership, Membership.tenant_id == Tenant.id)
             .where(Membership.user_id == user.id)
         ).one()
     assert (tenant.name, tenant.kind, tenant.slug, tenant.timezone, role) == (
-        "Ada's Bakes", TenantKind.DIRECT, "ada-s-bakes", "Europe/Berlin", Role.OWNER)
+        "Ada's Bakes",
+        TenantKind.DIRECT,
+        "ada-s-bakes",
+        "Europe/Berlin",
+        Role.OWNER,
+    )
     mail = outbox.last_to("ada@example.com")
     assert mail["Subject"] == "Confirm your email for Multipost"
     assert "/verify/" in mail.get_content()
@@ -198,8 +204,9 @@ def test_login_is_rate_limited_per_ip(app, client):
         for n in range(4):
             assert client.submit("/login", {"email": f"spray{n}@example.com", "password": "x" * 12}).status_code == 422
         assert client.submit("/login", {"email": "spray9@example.com", "password": "x" * 12}).status_code == 429
-        elsewhere = client.submit("/login", {"email": "spray9@example.com", "password": "x" * 12},
-                                  environ_base={"REMOTE_ADDR": "10.9.8.7"})
+        elsewhere = client.submit(
+            "/login", {"email": "spray9@example.com", "password": "x" * 12}, environ_base={"REMOTE_ADDR": "10.9.8.7"}
+        )
         assert elsewhere.status_code == 422
     finally:
         app.config["LOGIN_LIMIT_PER_IP"] = "50 per 15 minutes"
@@ -239,8 +246,11 @@ def test_password_change_keeps_this_session_and_ends_the_others(make_client):
     laptop, phone = make_client(), make_client()
     laptop.log_in(user.email, PASSWORD)
     phone.log_in(user.email, PASSWORD)
-    response = laptop.submit("/account/password", {"current_password": PASSWORD, "password": NEW_PASSWORD,
-                                                   "confirm": NEW_PASSWORD}, page="/account")
+    response = laptop.submit(
+        "/account/password",
+        {"current_password": PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+        page="/account",
+    )
     assert response.status_code == 302
     assert laptop.get("/account").status_code == 200
     assert phone.get("/account").status_code == 302
@@ -250,10 +260,14 @@ def test_password_change_keeps_this_session_and_ends_the_others(make_client):
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"current_password": "wrong-one-entirely", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
-         b"That is not your current password."),
-        ({"current_password": PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD + "x"},
-         b"The two passwords differ."),
+        (
+            {"current_password": "wrong-one-entirely", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD},
+            b"That is not your current password.",
+        ),
+        (
+            {"current_password": PASSWORD, "password": NEW_PASSWORD, "confirm": NEW_PASSWORD + "x"},
+            b"The two passwords differ.",
+        ),
         ({"current_password": PASSWORD, "password": "1234567890", "confirm": "1234567890"}, b"too common"),
     ],
 )
@@ -270,7 +284,10 @@ def test_password_change_bad_input(client, data, message):
 def test_profile_update_and_bad_timezone(client):
     user = make_user()
     client.log_in(user.email, PASSWORD)
-    assert client.submit("/account", {"name": "Renamed Person", "timezone": "Asia/Tokyo"}, page="/account").status_code == 302
+    assert (
+        client.submit("/account", {"name": "Renamed Person", "timezone": "Asia/Tokyo"}, page="/account").status_code
+        == 302
+    )
     bad = client.submit("/account", {"name": "Renamed Again", "timezone": "Asia/Atlantis"}, page="/account")
     assert bad.status_code == 422
     assert b"Choose a time zone from the list" in bad.data

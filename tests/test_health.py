@@ -22,8 +22,9 @@ def test_reports_the_dispatchers_last_tick(client, redis_conn):
 
 
 def _app_with(app, **overrides):
-    return create_app({**{k: app.config[k] for k in ("DATABASE_URL", "REDIS_URL", "MAIL_DIR")}, "TESTING": True,
-                       **overrides})
+    return create_app(
+        {**{k: app.config[k] for k in ("DATABASE_URL", "REDIS_URL", "MAIL_DIR")}, "TESTING": True, **overrides}
+    )
 
 
 def test_redis_down_is_503_and_named(app):

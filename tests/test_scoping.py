@@ -156,7 +156,10 @@ SYSTEM_SCOPE_CALL_SITES = {
 def test_system_scope_call_sites_are_the_reviewed_ones():
     found = subprocess.run(
         ["grep", "-rn", "--include=*.py", "system_session(", "saas", "tenants", "billing", "publishers"],
-        cwd=PROJECT_ROOT, capture_output=True, text=True, check=False,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
     ).stdout.splitlines()
     sites = set()
     for line in found:

@@ -9,8 +9,8 @@ import pytest
 import sqlalchemy as sa
 
 from saas import db
-from tenants import system_session
 from tenants import service as tenant_service
+from tenants import system_session
 from tenants.models import Invitation, Membership, Role, User
 from tests.factories import PASSWORD, add_member, app_context, make_user, make_workspace
 
@@ -28,8 +28,10 @@ def invite(client, tenant, email, role="editor"):
 def memberships(tenant):
     with app_context(), system_session() as session:
         rows = session.execute(
-            sa.select(User.email, Membership.role).join(Membership.user)
-            .where(Membership.tenant_id == tenant.id).order_by(User.email)
+            sa.select(User.email, Membership.role)
+            .join(Membership.user)
+            .where(Membership.tenant_id == tenant.id)
+            .order_by(User.email)
         ).all()
     return {email: role for email, role in rows}
 
@@ -255,8 +257,10 @@ def test_two_owners_removing_each_other_at_once_leave_one_owner(app):
                 session.rollback()
                 outcomes.append("refused")
 
-    threads = [threading.Thread(target=remove, args=(first, second_id)),
-               threading.Thread(target=remove, args=(second, first_id))]
+    threads = [
+        threading.Thread(target=remove, args=(first, second_id)),
+        threading.Thread(target=remove, args=(second, first_id)),
+    ]
     for t in threads:
         t.start()
     for t in threads:
@@ -290,8 +294,9 @@ def test_workspace_settings_need_an_admin(client):
     client.log_in(editor.email, PASSWORD)
     page = client.get(f"/w/{tenant.slug}/settings")
     assert b"Only owners and admins can change these settings." in page.data
-    response = client.submit(f"/w/{tenant.slug}/settings", {"name": "Renamed", "timezone": "UTC"},
-                             page=f"/w/{tenant.slug}/settings")
+    response = client.submit(
+        f"/w/{tenant.slug}/settings", {"name": "Renamed", "timezone": "UTC"}, page=f"/w/{tenant.slug}/settings"
+    )
     assert response.status_code == 403
 
 
@@ -302,5 +307,7 @@ def test_workspace_settings_bad_input(owned, client):
     assert response.status_code == 422
     assert b"Enter a name for the workspace." in response.data
     assert b"Choose a time zone from the list" in response.data
-    assert client.submit(settings, {"name": "Bluebell & Co", "timezone": "Europe/Paris"}, page=settings).status_code == 302
+    assert (
+        client.submit(settings, {"name": "Bluebell & Co", "timezone": "Europe/Paris"}, page=settings).status_code == 302
+    )
     assert b"Europe/Paris" in client.get(settings).data

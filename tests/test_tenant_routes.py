@@ -7,14 +7,12 @@ says which of the victim's objects to aim it at.
 
 from __future__ import annotations
 
-import re
-
 import pytest
 import sqlalchemy as sa
 
 from saas import db
-from tenants import system_session
 from tenants import service as tenant_service
+from tenants import system_session
 from tenants.models import Invitation, Membership, Role, Tenant
 from tests.factories import PASSWORD, add_member, app_context, make_user, make_workspace
 
@@ -37,17 +35,25 @@ def _victim():
 def _snapshot(tenant_id: int) -> dict[str, list[tuple]]:
     with app_context(), system_session() as session:
         return {
-            "tenant": [tuple(session.execute(sa.select(Tenant.name, Tenant.timezone).where(Tenant.id == tenant_id)).one())],
+            "tenant": [
+                tuple(session.execute(sa.select(Tenant.name, Tenant.timezone).where(Tenant.id == tenant_id)).one())
+            ],
             "memberships": [
-                tuple(r) for r in session.execute(
+                tuple(r)
+                for r in session.execute(
                     sa.select(Membership.id, Membership.user_id, Membership.role)
-                    .where(Membership.tenant_id == tenant_id).order_by(Membership.id)
+                    .where(Membership.tenant_id == tenant_id)
+                    .order_by(Membership.id)
                 )
             ],
             "invitations": [
-                tuple(r) for r in session.execute(
-                    sa.select(Invitation.id, Invitation.email, Invitation.role, Invitation.revoked_at, Invitation.accepted_at)
-                    .where(Invitation.tenant_id == tenant_id).order_by(Invitation.id)
+                tuple(r)
+                for r in session.execute(
+                    sa.select(
+                        Invitation.id, Invitation.email, Invitation.role, Invitation.revoked_at, Invitation.accepted_at
+                    )
+                    .where(Invitation.tenant_id == tenant_id)
+                    .order_by(Invitation.id)
                 )
             ],
         }
@@ -69,7 +75,7 @@ def _requests(app, slug: str, ids: dict[str, int]):
             if arg not in ids:
                 pytest.fail(f"{rule.rule} takes <{arg}>: add the victim's {arg} to _victim() so it is walked")
             values[arg] = ids[arg]
-        path = re.sub(r"<(?:[a-z]+:)?([a-z_]+)>", lambda m: str(values[m.group(1)]), rule.rule)
+        path = app.url_map.bind("localhost").build(rule.endpoint, values)
         for method in sorted(rule.methods & set(METHODS)):
             yield rule, method, path
 

@@ -108,8 +108,9 @@ def remove(membership_id: int) -> Any:
     if not leaving and g.workspace.role not in TEAM_MANAGERS:
         abort(403)
     if not ConfirmForm().validate_on_submit():
-        return render_template("team/remove.html", membership=membership, leaving=leaving,
-                               form=ConfirmForm(formdata=None))
+        return render_template(
+            "team/remove.html", membership=membership, leaving=leaving, form=ConfirmForm(formdata=None)
+        )
     name = membership.user.name
     try:
         tenant_service.remove_member(session, membership_id, current_user)
