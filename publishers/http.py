@@ -1,0 +1,208 @@
+"""The one HTTP client every adapter uses: timeouts, error sorting, rate-limit resets, safe logs.
+
+`request(..., mutation=True)` marks the irreversible call (creating a post):
+a failure after the request may have reached the network becomes
+`OutcomeUnknown`, never something the caller would retry blindly.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import httpx
+
+from publishers.errors import (
+    AuthExpired,
+    AuthRevoked,
+    InvalidPost,
+    OutcomeUnknown,
+    PublisherError,
+    RateLimited,
+    TransientError,
+)
+
+log = logging.getLogger("publishers.http")
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=5.0, read=20.0, write=20.0, pool=10.0)
+DEFAULT_RATE_LIMIT_WAIT = timedelta(seconds=60)
+
+# Header names networks use for "when may I try again", most specific first.
+RESET_HEADERS = ("retry-after", "x-ratelimit-reset", "ratelimit-reset", "x-rate-limit-reset")
+_EPOCH_THRESHOLD = 1_000_000_000  # a bare number this large is a Unix time, not a delay in seconds
+
+_SECRET_PATTERNS = (
+    re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(?i)((?:access|refresh)_token[\"'=:\s]+)[A-Za-z0-9._~+/=-]+"),
+    re.compile(r"(?i)((?:client_secret|code|code_verifier|password)=)[^&\s]+"),
+)
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Remove tokens from text that may be logged or shown."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    for pattern in _SECRET_PATTERNS:
+        text = pattern.sub(r"\1[redacted]", text)
+    return text
+
+
+def parse_reset(headers: Mapping[str, str], now: datetime | None = None) -> datetime | None:
+    """When a rate limit ends, from whichever header the network sent (UTC), or None.
+
+    Understands `Retry-After` as seconds or an HTTP date, and reset headers as an
+    ISO 8601 timestamp (Mastodon), Unix epoch seconds (X, Bluesky) or a delay in seconds.
+    """
+    now = now or datetime.now(UTC)
+    lowered = {k.lower(): v for k, v in headers.items()}
+    for name in RESET_HEADERS:
+        raw = (lowered.get(name) or "").strip()
+        if not raw:
+            continue
+        parsed = _parse_moment(raw, now)
+        if parsed is not None:
+            return parsed
+    return None
+
+
+def _parse_moment(raw: str, now: datetime) -> datetime | None:
+    try:
+        number = float(raw)
+    except ValueError:
+        pass
+    else:
+        if number >= _EPOCH_THRESHOLD:
+            return datetime.fromtimestamp(number, UTC)
+        return now + timedelta(seconds=max(0.0, number))
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        try:
+            moment = parsedate_to_datetime(raw)
+        except (TypeError, ValueError):
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def _reason(response: httpx.Response, secrets: tuple[str, ...]) -> str:
+    """The network's own short explanation, cleaned of anything secret."""
+    reason = ""
+    try:
+        body: Any = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        for key in ("error_description", "message", "error", "detail", "title"):
+            value = body.get(key)
+            if isinstance(value, str) and value:
+                reason = value
+                break
+            if isinstance(value, dict) and isinstance(value.get("message"), str):
+                reason = value["message"]
+                break
+    if not reason:
+        reason = response.reason_phrase or f"HTTP {response.status_code}"
+    return redact(reason, secrets)[:300]
+
+
+class HttpClient:
+    """A pooled, thread-safe client for one network's API."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        network: str,
+        timeout: httpx.Timeout = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.network = network
+        self._client = httpx.Client(
+            base_url=base_url.rstrip("/"),
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(max_connections=200, max_keepalive_connections=50),
+            headers={"User-Agent": "Multipost/1.0"},
+            follow_redirects=False,
+        )
+
+    def close(self) -> None:
+        self._client.close()
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        token: str | None = None,
+        mutation: bool = False,
+        headers: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> httpx.Response:
+        """Send one request; return a 2xx response or raise a `publishers.errors` class."""
+        all_headers = dict(headers or {})
+        if token:
+            all_headers["Authorization"] = f"Bearer {token}"
+        secrets = (token or "",)
+        started = time.monotonic()
+        try:
+            response = self._client.request(method, path, headers=all_headers, **kwargs)
+        except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
+            # Nothing reached the network: always safe to try again.
+            raise TransientError(f"Could not reach {self.network}: {type(exc).__name__}") from None
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            if mutation:
+                raise OutcomeUnknown(
+                    f"{self.network} did not answer after receiving the post ({type(exc).__name__}), "
+                    "so it may or may not have been published."
+                ) from None
+            raise TransientError(f"{self.network} did not answer: {type(exc).__name__}") from None
+        finally:
+            log.debug("%s %s %s in %.0f ms", self.network, method, redact(path, secrets),
+                      (time.monotonic() - started) * 1000)
+        if response.is_success:
+            return response
+        raise self.error_for(response, mutation=mutation, secrets=secrets)
+
+    def error_for(self, response: httpx.Response, *, mutation: bool, secrets: tuple[str, ...] = ()) -> PublisherError:
+        """Sort a non-2xx response into the error the pipeline acts on."""
+        status = response.status_code
+        reason = _reason(response, secrets)
+        log.info("%s answered %s: %s", self.network, status, reason)
+        if status == 429:
+            reset_at = parse_reset(response.headers) or datetime.now(UTC) + DEFAULT_RATE_LIMIT_WAIT
+            scope = "app" if response.headers.get("x-ratelimit-scope", "").lower() == "app" else "channel"
+            return RateLimited(
+                f"{self.network} asked us to slow down until {reset_at:%H:%M:%S} UTC.",
+                reset_at=reset_at, scope=scope, http_status=status,
+            )
+        if status == 401:
+            challenge = response.headers.get("www-authenticate", "").lower()
+            if "expired" in challenge or "expired" in reason.lower():
+                return AuthExpired(f"The {self.network} access token expired.", http_status=status)
+            return AuthRevoked(
+                f"{self.network} no longer accepts this connection ({reason}). Reconnect the channel.",
+                http_status=status,
+            )
+        if status == 403:
+            return AuthRevoked(
+                f"{self.network} refused: {reason}. Reconnect the channel with the needed permissions.",
+                http_status=status,
+            )
+        if 400 <= status < 500:
+            return InvalidPost(f"{self.network} refused the post: {reason}", http_status=status)
+        if mutation:
+            return OutcomeUnknown(
+                f"{self.network} had an error ({status}) after receiving the post, "
+                "so it may or may not have been published.",
+                http_status=status,
+            )
+        return TransientError(f"{self.network} had a temporary error ({status}).", http_status=status)
