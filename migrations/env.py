@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from alembic import context
 from sqlalchemy import pool
 
-import tenants.models  # noqa: F401  (registers the tables on Base.metadata)
+import saas.models  # noqa: F401  (registers every table on Base.metadata)
 from saas import config as app_config
 from saas.db import Base
 

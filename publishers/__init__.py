@@ -3,3 +3,17 @@
 Imports nothing from `saas`, `tenants` or `billing`, reads no configuration and
 touches no database: adapters take credentials and return results.
 """
+
+from publishers.base import Publisher
+from publishers.sandbox import SandboxPublisher
+
+# The explicit registry: a network is available when its adapter is listed here.
+PUBLISHERS: tuple[type[Publisher], ...] = (SandboxPublisher,)
+
+
+def publisher_class(network: str) -> type[Publisher]:
+    for cls in PUBLISHERS:
+        if cls.capabilities.network == network:
+            return cls
+    raise KeyError(f"no publisher for network {network!r}")
+

@@ -8,12 +8,13 @@ a failure after the request may have reached the network becomes
 from __future__ import annotations
 
 import logging
+import math
 import re
 import time
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 
@@ -35,6 +36,9 @@ DEFAULT_RATE_LIMIT_WAIT = timedelta(seconds=60)
 # Header names networks use for "when may I try again", most specific first.
 RESET_HEADERS = ("retry-after", "x-ratelimit-reset", "ratelimit-reset", "x-rate-limit-reset")
 _EPOCH_THRESHOLD = 1_000_000_000  # a bare number this large is a Unix time, not a delay in seconds
+
+# What an Authorization header (RFC 6750 b64token) can carry: visible ASCII, no spaces or line breaks.
+_HEADER_SAFE_TOKEN = re.compile(r"[\x21-\x7e]+")
 
 _SECRET_PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"),
@@ -77,8 +81,13 @@ def _parse_moment(raw: str, now: datetime) -> datetime | None:
     except ValueError:
         pass
     else:
+        if not math.isfinite(number):
+            return None
         if number >= _EPOCH_THRESHOLD:
-            return datetime.fromtimestamp(number, UTC)
+            try:
+                return datetime.fromtimestamp(number, UTC)
+            except (OverflowError, OSError, ValueError):  # beyond year 9999 or time_t: not a real reset time
+                return None
         return now + timedelta(seconds=max(0.0, number))
     try:
         moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
@@ -150,6 +159,9 @@ class HttpClient:
         """Send one request; return a 2xx response or raise a `publishers.errors` class."""
         all_headers = dict(headers or {})
         if token:
+            if not _HEADER_SAFE_TOKEN.fullmatch(token):
+                # httpx would refuse the header with the whole value, token included, in its message.
+                raise AuthRevoked(f"The saved {self.network} token is malformed. Reconnect the channel.")
             all_headers["Authorization"] = f"Bearer {token}"
         secrets = (token or "",)
         started = time.monotonic()
@@ -158,7 +170,9 @@ class HttpClient:
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as exc:
             # Nothing reached the network: always safe to try again.
             raise TransientError(f"Could not reach {self.network}: {type(exc).__name__}") from None
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+        except httpx.RequestError as exc:
+            # Timeouts, dropped connections, undecodable answers and anything else httpx raises: the request
+            # may have been acted on. Only the class name is kept, since httpx messages may quote headers.
             if mutation:
                 raise OutcomeUnknown(
                     f"{self.network} did not answer after receiving the post ({type(exc).__name__}), "
@@ -166,8 +180,9 @@ class HttpClient:
                 ) from None
             raise TransientError(f"{self.network} did not answer: {type(exc).__name__}") from None
         finally:
-            log.debug("%s %s %s in %.0f ms", self.network, method, redact(path, secrets),
-                      (time.monotonic() - started) * 1000)
+            log.debug(
+                "%s %s %s in %.0f ms", self.network, method, redact(path, secrets), (time.monotonic() - started) * 1000
+            )
         if response.is_success:
             return response
         raise self.error_for(response, mutation=mutation, secrets=secrets)
@@ -179,10 +194,14 @@ class HttpClient:
         log.info("%s answered %s: %s", self.network, status, reason)
         if status == 429:
             reset_at = parse_reset(response.headers) or datetime.now(UTC) + DEFAULT_RATE_LIMIT_WAIT
-            scope = "app" if response.headers.get("x-ratelimit-scope", "").lower() == "app" else "channel"
+            scope: Literal["channel", "app"] = (
+                "app" if response.headers.get("x-ratelimit-scope", "").lower() == "app" else "channel"
+            )
             return RateLimited(
                 f"{self.network} asked us to slow down until {reset_at:%H:%M:%S} UTC.",
-                reset_at=reset_at, scope=scope, http_status=status,
+                reset_at=reset_at,
+                scope=scope,
+                http_status=status,
             )
         if status == 401:
             challenge = response.headers.get("www-authenticate", "").lower()

@@ -30,6 +30,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         n = app.config["TRUSTED_PROXIES"]
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
+    import saas.models  # noqa: F401  (every mapper configured before the first query)
     from saas import cli, db, extensions, security, web
 
     db.init_app(app)

@@ -12,6 +12,8 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(worker)
     app.cli.add_command(clock)
     app.cli.add_command(seed_demo)
+    app.cli.add_command(rotate_keys)
+    app.cli.add_command(new_encryption_key)
 
 
 @click.command()
@@ -45,3 +47,19 @@ def seed_demo() -> None:
 
     created = seed.seed_demo()
     click.echo(seed.describe(created, current_app.config["PUBLIC_BASE_URL"]))
+
+
+@click.command("rotate-keys")
+def rotate_keys() -> None:
+    """Re-encrypt every channel's credentials with the newest ENCRYPTION_KEYS key."""
+    from saas.channels.service import rotate_keys as rotate
+
+    click.echo(f"Re-encrypted the credentials of {rotate()} channel(s) with the newest key.")
+
+
+@click.command("new-encryption-key")
+def new_encryption_key() -> None:
+    """Print a fresh key: put it first in ENCRYPTION_KEYS, then run rotate-keys."""
+    from saas.crypto import new_key
+
+    click.echo(new_key())

@@ -37,8 +37,19 @@ def load() -> dict[str, Any]:
     var_dir = Path(_env("VAR_DIR", str(PROJECT_ROOT / "var")) or "var")
     public_base_url = (_env("PUBLIC_BASE_URL", "http://127.0.0.1:5000") or "").rstrip("/")
     database_url = _env("DATABASE_URL")
+    secret_key = _env("SECRET_KEY", DEV_SECRET_KEY) or DEV_SECRET_KEY
     return {
-        "SECRET_KEY": _env("SECRET_KEY", DEV_SECRET_KEY),
+        "SECRET_KEY": secret_key,
+        # Comma-separated, newest first; development derives one from SECRET_KEY.
+        "ENCRYPTION_KEYS": _env("ENCRYPTION_KEYS") or ("" if is_production() else _dev_encryption_key(secret_key)),
+        # Publishing pipeline
+        "SANDBOX_BASE_URL": (_env("SANDBOX_BASE_URL") or f"{public_base_url}/sandbox").rstrip("/"),
+        "PUBLISH_LEASE_SECONDS": int(_env("PUBLISH_LEASE_SECONDS", "180") or 180),
+        "PUBLISH_BATCH_SIZE": int(_env("PUBLISH_BATCH_SIZE", "50") or 50),
+        "PUBLISH_CLAIM_LIMIT": int(_env("PUBLISH_CLAIM_LIMIT", "1000") or 1000),
+        "PUBLISH_THREADS": int(_env("PUBLISH_THREADS", "32") or 32),
+        "PUBLISH_MAX_ATTEMPTS": int(_env("PUBLISH_MAX_ATTEMPTS", "6") or 6),
+        "NETWORK_TIMEOUT_SECONDS": float(_env("NETWORK_TIMEOUT_SECONDS", "20") or 20),
         "PRODUCTION": is_production(),
         "DATABASE_URL": normalise_database_url(database_url) if database_url else None,
         "REDIS_URL": _env("REDIS_URL"),
@@ -66,6 +77,12 @@ def load() -> dict[str, Any]:
     }
 
 
+def _dev_encryption_key(secret_key: str) -> str:
+    from saas.crypto import dev_key
+
+    return dev_key(secret_key)
+
+
 def check(settings: dict[str, Any]) -> None:
     """Refuse settings that are unsafe for production."""
     if not settings["PRODUCTION"]:
@@ -74,5 +91,7 @@ def check(settings: dict[str, Any]) -> None:
         raise ConfigError("SECRET_KEY must be set to a random value of at least 32 characters in production")
     if not settings["DATABASE_URL"] or not settings["REDIS_URL"]:
         raise ConfigError("DATABASE_URL and REDIS_URL must be set in production")
+    if not settings.get("ENCRYPTION_KEYS"):
+        raise ConfigError("ENCRYPTION_KEYS must be set in production (flask --app wsgi new-encryption-key)")
     if not settings["PUBLIC_BASE_URL"].startswith("https://"):
         raise ConfigError("PUBLIC_BASE_URL must be an https:// address in production")

@@ -6,6 +6,8 @@ tenant scoping listeners in `tenants.scoping` see every ORM statement the same w
 
 from __future__ import annotations
 
+import enum
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,6 +25,23 @@ NAMING_CONVENTION = {
 
 class Base(so.DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def db_enum(cls: type[enum.Enum], name: str) -> sa.Enum:
+    """A string column limited to the enum's values by a CHECK constraint (easy to migrate)."""
+    return sa.Enum(
+        cls,
+        name=name,
+        native_enum=False,
+        create_constraint=True,
+        length=20,
+        values_callable=lambda e: [m.value for m in e],
+    )
+
+
+def utc_now_default() -> sa.FunctionElement[datetime]:
+    """The database clock: the one clock every process agrees on."""
+    return sa.func.now()
 
 
 def make_engine(url: str) -> sa.Engine:

@@ -31,8 +31,11 @@ def last_tick(connection: redis.Redis) -> datetime | None:
 
 
 def tick(connection: redis.Redis) -> None:
-    """One pass of the dispatcher. Claiming due posts plugs in here."""
+    """One pass: note that we are alive, then claim and hand out what is due (needs an app context)."""
+    from saas.publishing.dispatch import dispatch_due_targets
+
     record_tick(connection, datetime.now(UTC))
+    dispatch_due_targets(connection)
 
 
 def run_forever(

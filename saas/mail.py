@@ -56,7 +56,9 @@ def _write_eml(mail_dir: Path, message: EmailMessage) -> Path:
 
 
 def link(endpoint: str, **values: object) -> str:
-    """An absolute link for an email, built on PUBLIC_BASE_URL (never the request's Host header)."""
-    from flask import url_for
+    """An absolute link for an email, built on PUBLIC_BASE_URL (never the request's Host header).
 
-    return current_app.config["PUBLIC_BASE_URL"] + url_for(endpoint, _external=False, **values)
+    Works outside a request too (workers send mail): every URL value must be given.
+    """
+    path = current_app.url_map.bind("localhost").build(endpoint, values)
+    return current_app.config["PUBLIC_BASE_URL"] + path

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from saas import accounts, db
+from saas.sandbox import connect as sandbox_connect
 from tenants import bind_tenant
 from tenants import service as tenant_service
 from tenants.models import Membership, Role, Tenant, TenantKind, User
@@ -60,7 +61,17 @@ def seed_demo() -> bool:
     for login in DEMO_LOGINS:
         if login.role is not Role.OWNER:
             _add_member(login.workspace, users[login.email], login.role)
+    for workspace in ("Bluebell Bakery", "Harbor Dental", "Copper Cycles"):
+        _add_sandbox_channel(workspace)
     return True
+
+
+def _add_sandbox_channel(workspace: str) -> None:
+    with db.new_session() as session:
+        tenant = session.scalars(sa.select(Tenant).where(Tenant.name == workspace)).one()
+        bind_tenant(session, tenant.id)
+        sandbox_connect.connect_new_account(session, workspace)
+        session.commit()
 
 
 def _tenant(name: str, kind: TenantKind, zone: str, owner: User | None, managed_by: Tenant | None = None) -> Tenant:
@@ -88,4 +99,5 @@ def describe(created: bool, base_url: str) -> str:
     ]
     for login in DEMO_LOGINS:
         lines.append(f"  {login.who:<16} {login.email:<28} {login.password:<22} ({login.workspace}, {login.role})")
+    lines.append(f"Sandbox channels publish to {base_url}/sandbox/@bluebellbakery (and @harbordental, @coppercycles).")
     return "\n".join(lines)

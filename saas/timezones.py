@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 
 
@@ -27,3 +27,26 @@ def format_local(moment: datetime | None, zone: str) -> str:
         return ""
     local = to_local(moment, zone)
     return f"{local:%-d %b %Y, %H:%M} {local.tzname()} ({zone})"
+
+
+class LocalTimeError(ValueError):
+    """A wall-clock time that does not exist in the zone (the hour skipped when clocks go forward)."""
+
+
+def to_utc(local: datetime, zone: str) -> datetime:
+    """The UTC moment of a wall-clock time in `zone`.
+
+    A time skipped by a daylight-saving jump is refused; a time that happens twice
+    (clocks going back) means the first of the two (fold=0).
+    """
+    if local.tzinfo is not None:
+        raise ValueError("expected a wall-clock time without a zone")
+    tz = zoneinfo.ZoneInfo(zone)
+    aware = local.replace(tzinfo=tz, fold=0)
+    moment = aware.astimezone(UTC)
+    if moment.astimezone(tz).replace(tzinfo=None) != local:
+        raise LocalTimeError(
+            f"{local:%H:%M} does not exist on {local:%-d %b %Y} in {zone}: the clocks skip that hour. "
+            "Pick another time."
+        )
+    return moment

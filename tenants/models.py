@@ -8,24 +8,8 @@ from datetime import datetime
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from saas.db import Base
+from saas.db import Base, db_enum, utc_now_default
 from tenants.scoping import TenantScoped
-
-
-def _enum(cls: type[enum.Enum], name: str) -> sa.Enum:
-    """A string column limited to the enum's values by a CHECK constraint."""
-    return sa.Enum(
-        cls,
-        name=name,
-        native_enum=False,
-        create_constraint=True,
-        length=20,
-        values_callable=lambda e: [m.value for m in e],
-    )
-
-
-def _now() -> sa.FunctionElement[datetime]:
-    return sa.func.now()
 
 
 class TenantKind(enum.StrEnum):
@@ -61,12 +45,12 @@ class Tenant(Base):
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     slug: so.Mapped[str] = so.mapped_column(sa.String(63), unique=True)
     name: so.Mapped[str] = so.mapped_column(sa.String(120))
-    kind: so.Mapped[TenantKind] = so.mapped_column(_enum(TenantKind, "tenant_kind"))
+    kind: so.Mapped[TenantKind] = so.mapped_column(db_enum(TenantKind, "tenant_kind"))
     managed_by_id: so.Mapped[int | None] = so.mapped_column(
         sa.ForeignKey("tenants.id", ondelete="RESTRICT"), index=True
     )
     timezone: so.Mapped[str] = so.mapped_column(sa.String(64), default="UTC")
-    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())
 
     def __repr__(self) -> str:
         return f"<Tenant {self.id} {self.slug}>"
@@ -85,7 +69,7 @@ class User(Base):
     email_verified_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
     # Part of the login cookie; bumping it ends every session of this user.
     session_version: so.Mapped[int] = so.mapped_column(default=1)
-    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())
     last_login_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
 
     # Scoped like every load of a tenant table: only the bound tenant's membership shows.
@@ -115,8 +99,8 @@ class Membership(TenantScoped, Base):
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    role: so.Mapped[Role] = so.mapped_column(_enum(Role, "role"))
-    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    role: so.Mapped[Role] = so.mapped_column(db_enum(Role, "role"))
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())
 
     user: so.Mapped[User] = so.relationship(lazy="joined", back_populates="memberships")
 
@@ -139,10 +123,10 @@ class Invitation(TenantScoped, Base):
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     email: so.Mapped[str] = so.mapped_column(sa.String(254))
-    role: so.Mapped[Role] = so.mapped_column(_enum(Role, "role"))
+    role: so.Mapped[Role] = so.mapped_column(db_enum(Role, "role"))
     token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
     invited_by_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
-    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())
     expires_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True))
     accepted_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
     accepted_by_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
@@ -166,8 +150,8 @@ class UserToken(Base):
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
     user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    purpose: so.Mapped[TokenPurpose] = so.mapped_column(_enum(TokenPurpose, "token_purpose"))
+    purpose: so.Mapped[TokenPurpose] = so.mapped_column(db_enum(TokenPurpose, "token_purpose"))
     token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
-    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=_now())
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())
     expires_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True))
     used_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))

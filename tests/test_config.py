@@ -14,6 +14,7 @@ def production(**overrides):
         "DATABASE_URL": "postgresql+psycopg://db/app",
         "REDIS_URL": "redis://cache:6379/0",
         "PUBLIC_BASE_URL": "https://app.example.com",
+        "ENCRYPTION_KEYS": "a" * 43,
     }
     return {**settings, **overrides}
 
@@ -29,6 +30,7 @@ def test_production_with_safe_settings_starts():
         ({"SECRET_KEY": "short"}, "SECRET_KEY"),
         ({"DATABASE_URL": None}, "DATABASE_URL"),
         ({"PUBLIC_BASE_URL": "http://app.example.com"}, "https"),
+        ({"ENCRYPTION_KEYS": ""}, "ENCRYPTION_KEYS"),
     ],
 )
 def test_production_refuses_unsafe_settings(overrides, complaint):

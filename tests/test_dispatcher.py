@@ -12,20 +12,25 @@ from saas import dispatcher
 from saas.embedded import free_port
 
 
-def test_loop_records_ticks_until_stopped(redis_conn):
+def test_loop_records_ticks_until_stopped(app, redis_conn):
     stop = threading.Event()
     ticked = threading.Event()
-    original = dispatcher.tick
 
     def watched_tick(connection):
-        original(connection)
+        dispatcher.tick(connection)
         ticked.set()
 
-    thread = threading.Thread(target=dispatcher.run_forever, args=(redis_conn, stop, watched_tick))
+    def run():
+        with app.app_context():
+            dispatcher.run_forever(redis_conn, stop, watched_tick, interval=0.05)
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
-    assert ticked.wait(timeout=10)
-    stop.set()
-    thread.join(timeout=10)
+    try:
+        assert ticked.wait(timeout=10)
+    finally:
+        stop.set()
+        thread.join(timeout=10)
     assert not thread.is_alive()
     assert dispatcher.last_tick(redis_conn) is not None
 
@@ -39,7 +44,7 @@ def test_loop_keeps_going_when_redis_is_unreachable():
         attempts.append(1)
         if len(attempts) >= 2:
             stop.set()
-        dispatcher.tick(connection)
+        dispatcher.record_tick(connection, dispatcher.datetime.now(dispatcher.UTC))
 
     dispatcher.run_forever(unreachable, stop, failing_tick, interval=0.01)
     assert len(attempts) == 2  # the first failure was logged and the loop ticked again

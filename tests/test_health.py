@@ -14,9 +14,10 @@ def test_healthy(client, redis_conn):
     assert response.json == {"database": "ok", "redis": "ok", "dispatcher": {"last_tick": None}}
 
 
-def test_reports_the_dispatchers_last_tick(client, redis_conn):
+def test_reports_the_dispatchers_last_tick(app, client, redis_conn):
     before = datetime.now(UTC)
-    dispatcher.tick(redis_conn)
+    with app.app_context():
+        dispatcher.tick(redis_conn)
     last_tick = datetime.fromisoformat(client.get("/healthz").json["dispatcher"]["last_tick"])
     assert before <= last_tick <= datetime.now(UTC)
 

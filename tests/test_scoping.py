@@ -150,6 +150,8 @@ SYSTEM_SCOPE_CALL_SITES = {
     "tenants/service.py:workspaces_of",
     "tenants/service.py:find_workspace",
     "tenants/service.py:invitation_by_token",
+    "saas/channels/service.py:rotate_keys",  # re-seals every tenant's credentials
+    "saas/publishing/dispatch.py:dispatch_due_targets",  # claims due targets of every tenant
 }
 
 

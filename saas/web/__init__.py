@@ -8,16 +8,18 @@ from flask import Flask, g, render_template
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
-from saas import timezones
+from saas import db, timezones
+from saas.notifications import service as notification_service
 from saas.ratelimit import TooManyAttempts
 from tenants import service as tenant_service
 
 
 def init_app(app: Flask) -> None:
+    from saas.sandbox import views as sandbox_views
     from saas.web import account, auth, health, invitations, workspace
 
     app.jinja_env.add_extension("jinja2.ext.do")
-    for module in (auth, account, invitations, workspace, health):
+    for module in (auth, account, invitations, workspace, health, sandbox_views):
         app.register_blueprint(module.bp)
 
     @app.template_filter("localtime")
@@ -30,9 +32,11 @@ def init_app(app: Flask) -> None:
     def layout_context() -> dict[str, Any]:
         if not current_user.is_authenticated:
             return {}
+        workspace = getattr(g, "workspace", None)
         return {
             "my_workspaces": tenant_service.workspaces_of(current_user.id),
-            "current_workspace": getattr(g, "workspace", None),
+            "current_workspace": workspace,
+            "unread_notifications": notification_service.unread_count(db.session(), current_user.id) if workspace else 0,
         }
 
     @app.errorhandler(404)

@@ -3,9 +3,21 @@
 from __future__ import annotations
 
 from flask_wtf import FlaskForm
-from wtforms import EmailField, PasswordField, SelectField, StringField
+from wtforms import (
+    BooleanField,
+    DateField,
+    EmailField,
+    PasswordField,
+    SelectField,
+    SelectMultipleField,
+    StringField,
+    TextAreaField,
+    TimeField,
+    URLField,
+)
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Email, EqualTo, InputRequired, Length, ValidationError
+from wtforms.validators import URL, DataRequired, Email, EqualTo, InputRequired, Length, Optional, ValidationError
+from wtforms.widgets import CheckboxInput, ListWidget
 
 from saas import passwords, timezones
 from tenants.models import Role
@@ -153,3 +165,33 @@ class WorkspaceSettingsForm(_TimezoneForm):
 
 class ConfirmForm(FlaskForm):
     """A button that POSTs: carries only the CSRF token."""
+
+
+class ComposeForm(FlaskForm):
+    text = TextAreaField(
+        "Text",
+        validators=[DataRequired("Write the text of the post.")],
+        render_kw={"rows": 6, "data-counter": "true"},
+    )
+    channels = SelectMultipleField(
+        "Channels",
+        coerce=int,
+        validators=[DataRequired("Choose at least one channel.")],
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+        validate_choice=False,  # checked against the workspace's channels by the service
+    )
+    publish_now = BooleanField("Publish now")
+    date = DateField("Date", validators=[Optional()])
+    time = TimeField("Time", validators=[Optional()])
+
+
+class MarkPublishedForm(FlaskForm):
+    url = URLField(
+        "Link to the live post (optional)",
+        validators=[
+            Optional(),
+            Length(max=1000, message="Use at most 1000 characters."),
+            URL(message="Enter a full link."),
+        ],
+    )

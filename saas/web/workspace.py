@@ -107,6 +107,7 @@ def settings() -> Any:
 
 
 # Sections of the workspace, nested so they share its slug handling and tenant binding.
-from saas.web import team  # noqa: E402
+from saas.web import channels, notifications, posts, team  # noqa: E402
 
-bp.register_blueprint(team.bp)
+for _section in (team, posts, channels, notifications):
+    bp.register_blueprint(_section.bp)

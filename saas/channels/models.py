@@ -1,0 +1,59 @@
+"""A channel: one connected social account that a tenant publishes to."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from saas.db import Base, db_enum, utc_now_default
+from tenants.scoping import TenantScoped
+
+
+class ChannelHealth(enum.StrEnum):
+    OK = "ok"
+    NEEDS_RECONNECT = "needs_reconnect"  # the network no longer accepts our token
+    DISABLED = "disabled"  # switched off by a person
+
+
+class Channel(TenantScoped, Base):
+    __tablename__ = "channels"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "id"),
+        sa.UniqueConstraint("tenant_id", "network", "remote_id"),
+    )
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    network: so.Mapped[str] = so.mapped_column(sa.String(32))
+    remote_id: so.Mapped[str] = so.mapped_column(sa.String(255))
+    handle: so.Mapped[str] = so.mapped_column(sa.String(255))
+    display_name: so.Mapped[str] = so.mapped_column(sa.String(255))
+    profile_url: so.Mapped[str | None] = so.mapped_column(sa.String(1000))
+    # AES-GCM sealed JSON, bound to "channel:<tenant_id>:<id>" (saas.crypto). Never logged.
+    credentials_sealed: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    health: so.Mapped[ChannelHealth] = so.mapped_column(
+        db_enum(ChannelHealth, "channel_health"), default=ChannelHealth.OK
+    )
+    health_reason: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    health_changed_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
+    # Set from the network's rate-limit reset: the dispatcher leaves this channel alone until then.
+    paused_until: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())
+
+    def __repr__(self) -> str:
+        return f"<Channel {self.id} {self.network}:{self.handle}>"
+
+
+class NetworkPause(Base):
+    """An app-wide rate limit on one network: every tenant's channel there waits until `until`.
+
+    Global on purpose: the limit belongs to our application key, not to a tenant.
+    """
+
+    __tablename__ = "network_pauses"
+
+    network: so.Mapped[str] = so.mapped_column(sa.String(32), primary_key=True)
+    until: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True))
+    reason: so.Mapped[str] = so.mapped_column(sa.Text)

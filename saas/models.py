@@ -1,0 +1,24 @@
+"""Every model, imported once so SQLAlchemy and Alembic see the whole schema."""
+
+from saas.channels.models import Channel, NetworkPause
+from saas.notifications.models import Notification
+from saas.posts.models import Post, PostTarget, PublishAttempt
+from saas.sandbox.models import SandboxAccount, SandboxIdempotencyKey, SandboxPost
+from tenants.models import Invitation, Membership, Tenant, User, UserToken
+
+__all__ = [
+    "Channel",
+    "Invitation",
+    "Membership",
+    "NetworkPause",
+    "Notification",
+    "Post",
+    "PostTarget",
+    "PublishAttempt",
+    "SandboxAccount",
+    "SandboxIdempotencyKey",
+    "SandboxPost",
+    "Tenant",
+    "User",
+    "UserToken",
+]

@@ -1,0 +1,412 @@
+"""The publish job: one batch of claimed targets, published concurrently, every attempt on record.
+
+For each target, in this order:
+1. In one transaction: check the claim is still ours, move the target to
+   `publishing`, and write the attempt row. Nothing is sent before this commits.
+2. Call the network (outside any transaction).
+3. In one transaction: close the attempt and move the target to its next state.
+
+A worker killed between 1 and 3 leaves an open attempt and a `publishing`
+target; lease recovery (dispatch.py) then marks the outcome unknown, and the
+next attempt resolves it with the network's idempotency key or a read-back
+instead of publishing blindly.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from publishers.base import Capabilities, Credentials, OutboundPost, Publisher, PublishResult
+from publishers.errors import (
+    AuthExpired,
+    AuthRevoked,
+    InvalidPost,
+    OutcomeUnknown,
+    PublisherError,
+    RateLimited,
+    TransientError,
+)
+from saas.channels import service as channel_service
+from saas.channels.models import Channel, ChannelHealth, NetworkPause
+from saas.posts.models import AttemptOutcome, PostTarget, PublishAttempt, TargetState
+from saas.posts.service import settle_post
+from saas.publishing import outcomes
+from saas.publishing.networks import publisher_for
+from tenants.scoping import tenant_session
+
+log = logging.getLogger(__name__)
+
+RETRY_BACKOFF = (
+    timedelta(seconds=15),
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=15),
+    timedelta(minutes=30),
+)
+# An idempotency key is trusted only this far inside the network's own window.
+KEY_SAFETY_MARGIN = timedelta(minutes=5)
+# Read back a little before the unknown attempt started: clocks differ.
+READBACK_SLACK = timedelta(minutes=2)
+
+
+class Unconfirmed(Exception):
+    """We cannot tell whether the post went out, and must not publish blindly."""
+
+
+@dataclass(frozen=True)
+class Started:
+    """What step 1 hands to steps 2 and 3: plain values, no ORM objects across threads."""
+
+    tenant_id: int
+    target_id: int
+    attempt_id: int
+    channel_id: int
+    network: str
+    post: OutboundPost
+    credentials: Credentials
+    idempotency_key: str
+    outcome_unknown_since: datetime | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ConcurrencyLimits:
+    """Per-channel and per-network caps on requests in flight, from each network's capabilities."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._channels: dict[int, threading.Semaphore] = {}
+        self._networks: dict[str, threading.Semaphore] = {}
+
+    @contextmanager
+    def hold(self, channel_id: int, caps: Capabilities) -> Iterator[None]:
+        with self._guard:
+            channel = self._channels.setdefault(channel_id, threading.Semaphore(caps.max_concurrent_per_channel))
+            network = self._networks.setdefault(caps.network, threading.Semaphore(caps.max_concurrent_per_network))
+        with network, channel:
+            yield
+
+
+def publish_batch(claim_token: str, pairs: list[list[int]]) -> dict[str, int]:
+    """RQ job: publish each (tenant_id, target_id) claimed under `claim_token`. Ids only, by design."""
+    config = current_app.config
+    limits = ConcurrencyLimits()
+    guard = threading.Lock()
+    counts: dict[str, int] = defaultdict(int)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def run(pair: list[int]) -> None:
+        with app.app_context():
+            result = publish_target(pair[0], pair[1], claim_token, limits)
+        with guard:
+            counts[result] += 1
+
+    threads = max(1, min(config["PUBLISH_THREADS"], len(pairs)))
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="publish") as pool:
+        list(pool.map(run, pairs))
+    return dict(counts)
+
+
+def publish_target(tenant_id: int, target_id: int, claim_token: str, limits: ConcurrencyLimits) -> str:
+    """Publish one target if it is still ours; returns what happened (for the job's summary)."""
+    publisher_network = _network_of(tenant_id, target_id)
+    if publisher_network is None:
+        log.warning("refusing target %s: not found in tenant %s", target_id, tenant_id)
+        return "refused"
+    publisher = publisher_for(publisher_network)
+    # Wait for a slot first, so a rate limit hit by an earlier request in this batch is seen below.
+    with limits.hold(_channel_of(tenant_id, target_id), publisher.capabilities):
+        started = _start_attempt(tenant_id, target_id, claim_token)
+        if isinstance(started, str):
+            return started
+        clock = time.monotonic()
+        try:
+            result: PublishResult | Exception = _call_network(publisher, started)
+        except (PublisherError, Unconfirmed) as exc:
+            result = exc
+        except Exception as exc:  # an adapter bug must not strand the target: treat as unknown
+            log.exception("unexpected error publishing target %s", target_id)
+            result = OutcomeUnknown(f"Unexpected error while publishing ({type(exc).__name__}).")
+    return _finish(started, result, clock)
+
+
+def _network_of(tenant_id: int, target_id: int) -> str | None:
+    with tenant_session(tenant_id) as session:
+        return session.scalar(
+            sa.select(Channel.network)
+            .join(PostTarget, PostTarget.channel_id == Channel.id)
+            .where(PostTarget.id == target_id)
+        )
+
+
+def _channel_of(tenant_id: int, target_id: int) -> int:
+    with tenant_session(tenant_id) as session:
+        return int(session.scalar(sa.select(PostTarget.channel_id).where(PostTarget.id == target_id)))
+
+
+def _start_attempt(tenant_id: int, target_id: int, claim_token: str) -> Started | str:
+    """Step 1: claim check, `publishing`, attempt row; committed before any network call."""
+    lease = timedelta(seconds=current_app.config["PUBLISH_LEASE_SECONDS"])
+    with tenant_session(tenant_id) as session:
+        # Scoped to `tenant_id`: another tenant's target id simply is not found.
+        target = session.scalar(sa.select(PostTarget).where(PostTarget.id == target_id).with_for_update())
+        if target is None:
+            log.warning("refusing target %s: not found in tenant %s", target_id, tenant_id)
+            return "refused"
+        if target.state is not TargetState.QUEUED or target.claim_token != claim_token:
+            return "not_ours"  # recovered and reclaimed elsewhere, canceled, or already done
+        channel = target.channel
+        paused_until = _pause_in_force(session, channel)
+        if paused_until is not None:
+            # A rate limit hit since the claim (often earlier in this batch): send nothing, wait for its reset.
+            target.state = TargetState.SCHEDULED
+            target.due_at = paused_until
+            target.claim_token = None
+            target.claimed_until = None
+            session.commit()
+            return "deferred"
+        try:
+            credentials = channel_service.load_credentials(channel)
+        except Exception as exc:
+            target.state = TargetState.FAILED
+            target.last_error = f"The stored connection for @{channel.handle} cannot be read ({exc}). Reconnect it."
+            settle_post(target.post)
+            session.commit()
+            outcomes.tell_people(tenant_id, target_id)
+            return "failed"
+        target.attempt_count += 1
+        target.state = TargetState.PUBLISHING
+        target.claimed_until = _now() + lease
+        attempt = PublishAttempt(
+            target_id=target.id, attempt_no=target.attempt_count, idempotency_key=target.idempotency_key
+        )
+        session.add(attempt)
+        session.flush()
+        started = Started(
+            tenant_id=tenant_id,
+            target_id=target.id,
+            attempt_id=attempt.id,
+            channel_id=channel.id,
+            network=channel.network,
+            post=OutboundPost(text=target.text, media_urls=tuple(target.post.media_urls)),
+            credentials=credentials,
+            idempotency_key=target.idempotency_key,
+            outcome_unknown_since=target.outcome_unknown_since,
+        )
+        session.commit()
+        return started
+
+
+def _pause_in_force(session: Session, channel: Channel) -> datetime | None:
+    """Until when this channel (or its whole network) must not be sent to, if a pause is in force."""
+    network_until = session.scalar(sa.select(NetworkPause.until).where(NetworkPause.network == channel.network))
+    now = _now()
+    pauses = [u for u in (channel.paused_until, network_until) if u is not None and u > now]
+    return max(pauses) if pauses else None
+
+
+def _call_network(publisher: Publisher, started: Started) -> PublishResult:
+    """Step 2. Raises a publishers.errors class, or Unconfirmed."""
+    if started.outcome_unknown_since is not None:
+        return _resolve_unknown(publisher, started)
+    return _publish_refreshing_once(publisher, started)
+
+
+def _publish_refreshing_once(publisher: Publisher, started: Started) -> PublishResult:
+    try:
+        return publisher.publish(started.post, started.credentials, started.idempotency_key)
+    except AuthExpired:
+        fresh = publisher.refresh(started.credentials)  # AuthRevoked from here means reconnect
+        _save_credentials(started, fresh)
+        return publisher.publish(started.post, fresh, started.idempotency_key)
+
+
+def _resolve_unknown(publisher: Publisher, started: Started) -> PublishResult:
+    """An earlier attempt may have gone out. Publish again only where the network can tell."""
+    assert started.outcome_unknown_since is not None
+    caps = publisher.capabilities
+    if (
+        caps.idempotency == "key"
+        and caps.idempotency_window is not None
+        and (_now() - started.outcome_unknown_since < caps.idempotency_window - KEY_SAFETY_MARGIN)
+    ):
+        # Same key within the network's window: it returns the earlier post instead of a second one.
+        return _publish_refreshing_once(publisher, started)
+    try:
+        found = publisher.find_published(
+            started.post,
+            started.credentials,
+            started.idempotency_key,
+            since=started.outcome_unknown_since - READBACK_SLACK,
+        )
+    except PublisherError as exc:
+        raise Unconfirmed(
+            f"An earlier attempt may have published this post, and {caps.display_name} could not be checked "
+            f"({exc.message}). Check the account, then mark it as published or publish it again."
+        ) from None
+    if found is None:
+        raise Unconfirmed(
+            f"An earlier attempt may have published this post, but we could not find it on {caps.display_name}. "
+            "It may still appear. Check the account, then mark it as published or publish it again."
+        )
+    return found
+
+
+def _save_credentials(started: Started, credentials: Credentials) -> None:
+    with tenant_session(started.tenant_id) as session:
+        channel = session.get(Channel, started.channel_id)
+        assert channel is not None
+        channel_service.store_credentials(channel, credentials)
+        session.commit()
+
+
+def _retries_so_far(session: Session, target_id: int) -> int:
+    return int(
+        session.scalar(
+            sa.select(sa.func.count(PublishAttempt.id)).where(
+                PublishAttempt.target_id == target_id,
+                PublishAttempt.outcome.in_([AttemptOutcome.RETRY, AttemptOutcome.UNKNOWN, AttemptOutcome.ABANDONED]),
+            )
+        )
+    )
+
+
+def _finish(started: Started, result: PublishResult | Exception, clock: float) -> str:
+    """Step 3: close the attempt and move the target on, in one transaction."""
+    latency_ms = int((time.monotonic() - clock) * 1000)
+    max_attempts = current_app.config["PUBLISH_MAX_ATTEMPTS"]
+    tell = False
+    with tenant_session(started.tenant_id) as session:
+        target = session.scalar(sa.select(PostTarget).where(PostTarget.id == started.target_id).with_for_update())
+        attempt = session.get(PublishAttempt, started.attempt_id)
+        assert target is not None and attempt is not None
+        attempt.finished_at = _now()
+        attempt.latency_ms = latency_ms
+        target.claim_token = None
+        target.claimed_until = None
+        now = _now()
+
+        if isinstance(result, PublishResult):
+            attempt.outcome = AttemptOutcome.PUBLISHED
+            attempt.remote_id = result.remote_id
+            attempt.message = (
+                "Published."
+                if started.outcome_unknown_since is None
+                else ("Confirmed: the earlier attempt had published it; nothing was posted twice.")
+            )
+            target.state = TargetState.PUBLISHED
+            target.remote_id, target.remote_url = result.remote_id, result.url
+            target.published_at = result.published_at or now
+            target.outcome_unknown_since = None
+            target.last_error = None
+            outcome = "published"
+        elif isinstance(result, RateLimited):
+            attempt.outcome = AttemptOutcome.RATE_LIMITED
+            _record_error(attempt, result)
+            _pause(session, target.channel, started.network, result)
+            target.state = TargetState.SCHEDULED
+            target.due_at = max(result.reset_at, now)
+            target.last_error = result.message
+            outcome = "rate_limited"
+        elif isinstance(result, Unconfirmed):
+            attempt.outcome = AttemptOutcome.UNKNOWN
+            attempt.error_class = "Unconfirmed"
+            attempt.message = str(result)
+            target.state = TargetState.UNCONFIRMED
+            target.last_error = str(result)
+            outcome, tell = "unconfirmed", True
+        elif isinstance(result, (TransientError, OutcomeUnknown)):
+            unknown = isinstance(result, OutcomeUnknown)
+            attempt.outcome = AttemptOutcome.UNKNOWN if unknown else AttemptOutcome.RETRY
+            _record_error(attempt, result)
+            if unknown and target.outcome_unknown_since is None:
+                target.outcome_unknown_since = attempt.started_at
+            session.flush()
+            retries = _retries_so_far(session, target.id)
+            if retries < max_attempts:
+                target.state = TargetState.SCHEDULED
+                target.due_at = now + RETRY_BACKOFF[min(retries - 1, len(RETRY_BACKOFF) - 1)]
+                target.last_error = f"{result.message} Trying again automatically."
+                attempt.message = (
+                    (attempt.message or "")
+                    + " We will try again"
+                    + (" and check first, so it is not posted twice." if unknown else ".")
+                )
+                outcome = "retry"
+            elif unknown:
+                target.state = TargetState.UNCONFIRMED
+                target.last_error = (
+                    f"{result.message} After {retries} tries we still cannot tell whether it was "
+                    "published. Check the account, then mark it as published or publish it again."
+                )
+                outcome, tell = "unconfirmed", True
+            else:
+                target.state = TargetState.FAILED
+                target.last_error = f"Gave up after {retries} tries: {result.message}"
+                outcome, tell = "failed", True
+        elif isinstance(result, AuthRevoked):
+            attempt.outcome = AttemptOutcome.FAILED
+            _record_error(attempt, result)
+            channel = target.channel
+            if channel.health is ChannelHealth.OK:
+                channel.health = ChannelHealth.NEEDS_RECONNECT
+                channel.health_reason = result.message
+                channel.health_changed_at = now
+            target.state = TargetState.BLOCKED
+            target.last_error = (
+                f"@{channel.handle} needs to be reconnected: {result.message} "
+                "Reconnect it on the Channels page, then try again."
+            )
+            outcome, tell = "blocked", True
+        else:
+            assert isinstance(result, PublisherError), result
+            attempt.outcome = AttemptOutcome.FAILED
+            _record_error(attempt, result)
+            target.state = TargetState.FAILED
+            target.last_error = (
+                result.message
+                if isinstance(result, InvalidPost)
+                else (f"{result.message} This will not succeed by retrying as it is.")
+            )
+            outcome, tell = "failed", True
+        settle_post(target.post)
+        session.commit()
+    if tell:
+        outcomes.tell_people(started.tenant_id, started.target_id)
+    return outcome
+
+
+def _record_error(attempt: PublishAttempt, error: PublisherError) -> None:
+    attempt.error_class = type(error).__name__
+    attempt.http_status = error.http_status
+    attempt.message = error.message
+
+
+def _pause(session: Session, channel: Channel, network: str, limit: RateLimited) -> None:
+    """Honour a rate limit: pause this channel, or the whole network for an app-wide limit."""
+    if limit.scope == "app":
+        session.execute(
+            insert(NetworkPause)
+            .values(network=network, until=limit.reset_at, reason=limit.message)
+            .on_conflict_do_update(
+                index_elements=["network"],
+                set_={"until": sa.func.greatest(NetworkPause.until, limit.reset_at), "reason": limit.message},
+            )
+        )
+    elif channel.paused_until is None or channel.paused_until < limit.reset_at:
+        channel.paused_until = limit.reset_at
