@@ -111,8 +111,13 @@ def publish_batch(claim_token: str, pairs: list[list[int]]) -> dict[str, int]:
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
     def run(pair: list[int]) -> None:
-        with app.app_context():
-            result = publish_target(pair[0], pair[1], claim_token, limits)
+        try:
+            with app.app_context():
+                result = publish_target(pair[0], pair[1], claim_token, limits)
+        except Exception:
+            # The target stays `publishing`; lease recovery treats it as an unknown outcome.
+            log.exception("publishing target %s failed; lease recovery will resolve it", pair[1])
+            result = "crashed"
         with guard:
             counts[result] += 1
 
@@ -124,13 +129,14 @@ def publish_batch(claim_token: str, pairs: list[list[int]]) -> dict[str, int]:
 
 def publish_target(tenant_id: int, target_id: int, claim_token: str, limits: ConcurrencyLimits) -> str:
     """Publish one target if it is still ours; returns what happened (for the job's summary)."""
-    publisher_network = _network_of(tenant_id, target_id)
-    if publisher_network is None:
+    found = _channel_of(tenant_id, target_id)
+    if found is None:
         log.warning("refusing target %s: not found in tenant %s", target_id, tenant_id)
         return "refused"
-    publisher = publisher_for(publisher_network)
+    channel_id, network = found
+    publisher = publisher_for(network)
     # Wait for a slot first, so a rate limit hit by an earlier request in this batch is seen below.
-    with limits.hold(_channel_of(tenant_id, target_id), publisher.capabilities):
+    with limits.hold(channel_id, publisher.capabilities):
         started = _start_attempt(tenant_id, target_id, claim_token)
         if isinstance(started, str):
             return started
@@ -145,18 +151,15 @@ def publish_target(tenant_id: int, target_id: int, claim_token: str, limits: Con
     return _finish(started, result, clock)
 
 
-def _network_of(tenant_id: int, target_id: int) -> str | None:
+def _channel_of(tenant_id: int, target_id: int) -> tuple[int, str] | None:
+    """(channel id, network) of the target, looked up in its tenant only."""
     with tenant_session(tenant_id) as session:
-        return session.scalar(
-            sa.select(Channel.network)
+        row = session.execute(
+            sa.select(Channel.id, Channel.network)
             .join(PostTarget, PostTarget.channel_id == Channel.id)
             .where(PostTarget.id == target_id)
-        )
-
-
-def _channel_of(tenant_id: int, target_id: int) -> int:
-    with tenant_session(tenant_id) as session:
-        return int(session.scalar(sa.select(PostTarget.channel_id).where(PostTarget.id == target_id)))
+        ).first()
+    return (row[0], row[1]) if row else None
 
 
 def _start_attempt(tenant_id: int, target_id: int, claim_token: str) -> Started | str:
@@ -275,11 +278,13 @@ def _save_credentials(started: Started, credentials: Credentials) -> None:
         session.commit()
 
 
-def _retries_so_far(session: Session, target_id: int) -> int:
+def _retries_so_far(session: Session, target_id: int, excluding: int) -> int:
+    """Earlier attempts that failed in a way that counts towards giving up (rate limits do not)."""
     return int(
         session.scalar(
             sa.select(sa.func.count(PublishAttempt.id)).where(
                 PublishAttempt.target_id == target_id,
+                PublishAttempt.id != excluding,
                 PublishAttempt.outcome.in_([AttemptOutcome.RETRY, AttemptOutcome.UNKNOWN, AttemptOutcome.ABANDONED]),
             )
         )
@@ -336,8 +341,8 @@ def _finish(started: Started, result: PublishResult | Exception, clock: float) -
             _record_error(attempt, result)
             if unknown and target.outcome_unknown_since is None:
                 target.outcome_unknown_since = attempt.started_at
-            session.flush()
-            retries = _retries_so_far(session, target.id)
+            with session.no_autoflush:  # the attempt row is written once, complete (it is append-only)
+                retries = _retries_so_far(session, target.id, excluding=attempt.id) + 1
             if retries < max_attempts:
                 target.state = TargetState.SCHEDULED
                 target.due_at = now + RETRY_BACKOFF[min(retries - 1, len(RETRY_BACKOFF) - 1)]

@@ -15,8 +15,9 @@ from tenants.service import slugify, utcnow
 
 
 def _credentials(tokens: Tokens) -> Credentials:
-    return Credentials(access_token=tokens.access_token, refresh_token=tokens.refresh_token,
-                       expires_at=tokens.expires_at)
+    return Credentials(
+        access_token=tokens.access_token, refresh_token=tokens.refresh_token, expires_at=tokens.expires_at
+    )
 
 
 def connect_new_account(session: so.Session, display_name: str) -> Channel:
@@ -24,8 +25,9 @@ def connect_new_account(session: so.Session, display_name: str) -> Channel:
     handle = slugify(display_name).replace("-", "")[:30] or "account"
     account, tokens = service.create_account(session, handle, display_name)
     base = current_app.config["SANDBOX_BASE_URL"]
-    profile = Profile(remote_id=account.id, handle=account.handle, display_name=account.display_name,
-                      url=f"{base}/@{account.handle}")
+    profile = Profile(
+        remote_id=account.id, handle=account.handle, display_name=account.display_name, url=f"{base}/@{account.handle}"
+    )
     return channel_service.connect(session, "sandbox", profile, _credentials(tokens))
 
 

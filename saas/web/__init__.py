@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Flask, g, render_template
+from flask import Flask, g, has_request_context, render_template
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 
@@ -25,18 +25,21 @@ def init_app(app: Flask) -> None:
     @app.template_filter("localtime")
     def localtime(moment: Any) -> str:
         """A UTC moment in the reader's own time zone, with the zone named."""
-        zone = current_user.timezone if current_user.is_authenticated else "UTC"
+        # Outside a request (mail from a worker) there is no reader: UTC, and the zone is named.
+        zone = current_user.timezone if has_request_context() and current_user.is_authenticated else "UTC"
         return timezones.format_local(moment, zone)
 
     @app.context_processor
     def layout_context() -> dict[str, Any]:
-        if not current_user.is_authenticated:
+        if not has_request_context() or not current_user.is_authenticated:
             return {}
         workspace = getattr(g, "workspace", None)
         return {
             "my_workspaces": tenant_service.workspaces_of(current_user.id),
             "current_workspace": workspace,
-            "unread_notifications": notification_service.unread_count(db.session(), current_user.id) if workspace else 0,
+            "unread_notifications": notification_service.unread_count(db.session(), current_user.id)
+            if workspace
+            else 0,
         }
 
     @app.errorhandler(404)

@@ -18,8 +18,12 @@ bp = Blueprint("channels", __name__, url_prefix="/channels")
 
 @bp.get("")
 def index() -> Any:
-    return render_template("channels/index.html", channels=service.channels(db.session()),
-                           confirm=ConfirmForm(formdata=None), can_manage=g.workspace.role in TEAM_MANAGERS)
+    return render_template(
+        "channels/index.html",
+        channels=service.channels(db.session()),
+        confirm=ConfirmForm(formdata=None),
+        can_manage=g.workspace.role in TEAM_MANAGERS,
+    )
 
 
 @bp.post("/sandbox")

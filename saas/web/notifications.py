@@ -16,8 +16,11 @@ bp = Blueprint("notifications", __name__, url_prefix="/notifications")
 
 @bp.get("")
 def index() -> Any:
-    return render_template("notifications/index.html", notifications=service.recent(db.session(), current_user.id),
-                           confirm=ConfirmForm(formdata=None))
+    return render_template(
+        "notifications/index.html",
+        notifications=service.recent(db.session(), current_user.id),
+        confirm=ConfirmForm(formdata=None),
+    )
 
 
 @bp.post("/read")

@@ -31,8 +31,9 @@ TARGET_ACTIONS = {
 
 @bp.get("")
 def index() -> Any:
-    return render_template("posts/index.html", posts=service.posts(db.session()),
-                           can_publish=g.workspace.role in PUBLISHERS_ROLES)
+    return render_template(
+        "posts/index.html", posts=service.posts(db.session()), can_publish=g.workspace.role in PUBLISHERS_ROLES
+    )
 
 
 def _compose_form() -> ComposeForm:
@@ -53,7 +54,10 @@ def new() -> Any:
             local_time = datetime.combine(form.date.data, form.time.data)
         try:
             post = service.schedule_post(
-                db.session(), author_id=current_user.id, text=form.text.data, channel_ids=form.channels.data,
+                db.session(),
+                author_id=current_user.id,
+                text=form.text.data,
+                channel_ids=form.channels.data,
                 schedule=Schedule(publish_now=bool(form.publish_now.data), local_time=local_time, timezone=zone),
             )
         except ComposeError as exc:
@@ -73,9 +77,13 @@ def detail(post_id: int) -> Any:
     post = service.post_with_history(db.session(), post_id)
     if post is None:
         abort(404)
-    return render_template("posts/detail.html", post=post, confirm=ConfirmForm(formdata=None),
-                           mark_form=MarkPublishedForm(formdata=None),
-                           can_publish=g.workspace.role in PUBLISHERS_ROLES)
+    return render_template(
+        "posts/detail.html",
+        post=post,
+        confirm=ConfirmForm(formdata=None),
+        mark_form=MarkPublishedForm(formdata=None),
+        can_publish=g.workspace.role in PUBLISHERS_ROLES,
+    )
 
 
 @bp.post("/<int:post_id>/targets/<int:target_id>/<action>")
