@@ -16,4 +16,3 @@ def publisher_class(network: str) -> type[Publisher]:
         if cls.capabilities.network == network:
             return cls
     raise KeyError(f"no publisher for network {network!r}")
-

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 from flask import Flask, current_app
+from flask.cli import with_appcontext
 
 QUEUES = ("publish", "default")
 
@@ -17,6 +18,7 @@ def init_app(app: Flask) -> None:
 
 
 @click.command()
+@with_appcontext
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 def worker(burst: bool) -> None:
     """Run an RQ worker on the publish and default queues."""
@@ -32,6 +34,7 @@ def worker(burst: bool) -> None:
 
 
 @click.command()
+@with_appcontext
 def clock() -> None:
     """Run the dispatcher loop (the `clock` process). Safe to run more than one."""
     from saas import dispatcher
@@ -41,6 +44,7 @@ def clock() -> None:
 
 
 @click.command("seed-demo")
+@with_appcontext
 def seed_demo() -> None:
     """Create the demo tenants and users once, and print the logins."""
     from saas import seed
@@ -50,6 +54,7 @@ def seed_demo() -> None:
 
 
 @click.command("rotate-keys")
+@with_appcontext
 def rotate_keys() -> None:
     """Re-encrypt every channel's credentials with the newest ENCRYPTION_KEYS key."""
     from saas.channels.service import rotate_keys as rotate

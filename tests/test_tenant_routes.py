@@ -7,10 +7,17 @@ says which of the victim's objects to aim it at.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
+
 import pytest
 import sqlalchemy as sa
 
+from publishers.base import Credentials, Profile
 from saas import db
+from saas.channels import service as channel_service
+from saas.channels.models import Channel
+from saas.posts import service as post_service
+from saas.posts.models import Post, PostTarget
 from tenants import service as tenant_service
 from tenants import system_session
 from tenants.models import Invitation, Membership, Role, Tenant
@@ -27,9 +34,34 @@ def _victim():
     with app_context(), db.new_session() as session:
         tenant_service.bind_tenant(session, tenant.id)
         invitation, _ = tenant_service.invite(session, email="pending@example.com", role=Role.VIEWER, invited_by=owner)
+        channel = channel_service.connect(
+            session,
+            "sandbox",
+            Profile(remote_id="acct_victim", handle="victim", display_name="Victim Co"),
+            Credentials(access_token="victim-token"),
+        )
+        post = post_service.schedule_post(
+            session,
+            author_id=owner.id,
+            text="Victim's secret launch",
+            channel_ids=[channel.id],
+            schedule=post_service.Schedule(
+                publish_now=False,
+                local_time=(datetime.now(UTC) + timedelta(days=30)).replace(tzinfo=None, microsecond=0),
+                timezone="UTC",
+            ),
+        )
         session.commit()
         membership_id = session.scalar(sa.select(Membership.id).where(Membership.user_id == member.id))
-    return tenant, {"membership_id": membership_id, "invitation_id": invitation.id}
+        target_id = session.scalar(sa.select(PostTarget.id).where(PostTarget.post_id == post.id))
+    return tenant, {
+        "membership_id": membership_id,
+        "invitation_id": invitation.id,
+        "channel_id": channel.id,
+        "post_id": post.id,
+        "target_id": target_id,
+        "action": "cancel",
+    }
 
 
 def _snapshot(tenant_id: int) -> dict[str, list[tuple]]:
@@ -45,6 +77,26 @@ def _snapshot(tenant_id: int) -> dict[str, list[tuple]]:
                     .where(Membership.tenant_id == tenant_id)
                     .order_by(Membership.id)
                 )
+            ],
+            "channels": [
+                tuple(r)
+                for r in session.execute(
+                    sa.select(Channel.id, Channel.health, Channel.credentials_sealed).where(
+                        Channel.tenant_id == tenant_id
+                    )
+                )
+            ],
+            "targets": [
+                tuple(r)
+                for r in session.execute(
+                    sa.select(PostTarget.id, PostTarget.state, PostTarget.idempotency_key, PostTarget.remote_url).where(
+                        PostTarget.tenant_id == tenant_id
+                    )
+                )
+            ],
+            "posts": [
+                tuple(r)
+                for r in session.execute(sa.select(Post.id, Post.text, Post.state).where(Post.tenant_id == tenant_id))
             ],
             "invitations": [
                 tuple(r)
@@ -65,7 +117,16 @@ def _workspace_rules(app):
 
 def _form_data(rule_path: str) -> dict[str, str]:
     # Plausible input for every form, so a request is not turned away for bad input alone.
-    return {"name": "Hijacked", "timezone": "UTC", "email": "attacker@example.com", "role": "owner"}
+    return {
+        "name": "Hijacked",
+        "timezone": "UTC",
+        "email": "attacker@example.com",
+        "role": "owner",
+        "text": "Hijacked post",
+        "channels": "1",
+        "publish_now": "y",
+        "url": "https://evil.example/x",
+    }
 
 
 def _requests(app, slug: str, ids: dict[str, int]):

@@ -367,7 +367,11 @@ def _finish(started: Started, result: PublishResult | Exception, clock: float) -
         elif isinstance(result, AuthRevoked):
             attempt.outcome = AttemptOutcome.FAILED
             _record_error(attempt, result)
-            channel = target.channel
+            # Locked and re-read: parallel attempts on this channel must record one health change, not several.
+            channel = session.scalars(
+                sa.select(Channel).where(Channel.id == target.channel_id).with_for_update()
+                .execution_options(populate_existing=True)
+            ).one()
             if channel.health is ChannelHealth.OK:
                 channel.health = ChannelHealth.NEEDS_RECONNECT
                 channel.health_reason = result.message

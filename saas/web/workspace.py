@@ -28,16 +28,6 @@ COMING_PAGES = {
         "Your scheduled and published posts, day by day, in the workspace's time zone.",
         "Nothing is scheduled yet.",
     ),
-    "posts": (
-        "Posts",
-        "Drafts, scheduled posts and everything already published, with each attempt logged.",
-        "No posts yet.",
-    ),
-    "channels": (
-        "Channels",
-        "The social accounts this workspace publishes to.",
-        "No channels connected yet.",
-    ),
     "approvals": (
         "Approvals",
         "Posts waiting for a reviewer's approval, and the ones sent back with changes.",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import sqlalchemy as sa
 
 from saas.channels.models import ChannelHealth
@@ -255,3 +256,17 @@ def test_stale_claim_is_recovered_and_published(pipeline, network):
     [target] = pipeline.targets(tenant)
     assert target.state is TargetState.PUBLISHED
     assert len(network.posts()) == 1
+
+
+def test_a_finished_attempt_cannot_be_rewritten(pipeline, network):
+    """The attempt log is evidence: the database itself refuses to change a closed attempt."""
+    from saas.posts.models import PublishAttempt
+
+    tenant, owner = make_workspace()
+    channel = pipeline.connect(tenant, "evidence")
+    pipeline.schedule(tenant, owner, [channel])
+    pipeline.run_once()
+    with app_context(), tenant_session(tenant.id) as session:
+        with pytest.raises(sa.exc.DBAPIError, match="is finished and cannot change"):
+            session.execute(sa.update(PublishAttempt).values(outcome="failed"))
+            session.flush()

@@ -1,0 +1,1 @@
+"""Benchmarks: each script sets up what it measures, runs it, and prints one JSON line (see README.md)."""
