@@ -176,3 +176,12 @@ def timeline(handle: str) -> Any:
     if account is None:
         abort(404)
     return render_template("sandbox/timeline.html", account=account, posts=posts)
+
+
+@bp.get("/@<handle>/<post_id>")
+def post_page(handle: str, post_id: str) -> Any:
+    account, posts = service.timeline(db.session(), handle, limit=1000)
+    post = next((p for p in posts if p.id == post_id), None)
+    if account is None or post is None:
+        abort(404)
+    return render_template("sandbox/timeline.html", account=account, posts=[post], single=True)
