@@ -34,6 +34,12 @@ DEMO_LOGINS = (
     ),
     DemoLogin("Business owner", "owner@coppercycles.example", "copper-cycles-demo", "Copper Cycles", Role.OWNER),
 )
+ZONES = {
+    "Northwind Social": "Europe/London",
+    "Bluebell Bakery": "Europe/London",
+    "Harbor Dental": "America/New_York",
+    "Copper Cycles": "America/Chicago",
+}
 NAMES = {
     "owner@northwind.example": "Nora Northwind",
     "staff@northwind.example": "Sam Staff",
@@ -53,11 +59,13 @@ def seed_demo() -> bool:
             )
             for login in DEMO_LOGINS
         }
+        for login in DEMO_LOGINS:  # people see times in their own zone
+            users[login.email].timezone = ZONES[login.workspace]
         session.commit()
-    agency = _tenant("Northwind Social", TenantKind.AGENCY, "Europe/London", users["owner@northwind.example"])
-    for name, zone in (("Bluebell Bakery", "Europe/London"), ("Harbor Dental", "America/New_York")):
-        _tenant(name, TenantKind.CLIENT, zone, None, managed_by=agency)
-    _tenant("Copper Cycles", TenantKind.DIRECT, "America/Chicago", users["owner@coppercycles.example"])
+    agency = _tenant("Northwind Social", TenantKind.AGENCY, ZONES["Northwind Social"], users["owner@northwind.example"])
+    for name in ("Bluebell Bakery", "Harbor Dental"):
+        _tenant(name, TenantKind.CLIENT, ZONES[name], None, managed_by=agency)
+    _tenant("Copper Cycles", TenantKind.DIRECT, ZONES["Copper Cycles"], users["owner@coppercycles.example"])
     for login in DEMO_LOGINS:
         if login.role is not Role.OWNER:
             _add_member(login.workspace, users[login.email], login.role)

@@ -22,11 +22,13 @@ def to_local(moment: datetime, zone: str) -> datetime:
 
 
 def format_local(moment: datetime | None, zone: str) -> str:
-    """'26 Nov 2026, 14:05 GMT (Europe/London)': always with its time zone."""
+    """'26 Nov 2026, 14:05 GMT (Europe/London)' or '… 14:05 UTC': always with its time zone."""
     if moment is None:
         return ""
     local = to_local(moment, zone)
-    return f"{local:%-d %b %Y, %H:%M} {local.tzname()} ({zone})"
+    abbreviation = local.tzname()
+    named = zone if abbreviation == zone else f"{abbreviation} ({zone})"
+    return f"{local:%-d %b %Y, %H:%M} {named}"
 
 
 class LocalTimeError(ValueError):
