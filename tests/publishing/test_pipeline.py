@@ -270,3 +270,24 @@ def test_a_finished_attempt_cannot_be_rewritten(pipeline, network):
         with pytest.raises(sa.exc.DBAPIError, match="is finished and cannot change"):
             session.execute(sa.update(PublishAttempt).values(outcome="failed"))
             session.flush()
+
+
+def test_app_wide_rate_limit_pauses_the_whole_network_for_every_tenant(pipeline, network):
+    from saas.channels.models import NetworkPause
+
+    tenant_a, owner_a = make_workspace()
+    tenant_b, owner_b = make_workspace()
+    first = pipeline.connect(tenant_a, "first")
+    other = pipeline.connect(tenant_b, "other")
+    network.controls.add_fault("status", method="POST", path="/api/v1/posts", status=429,
+                               body={"error": "Too many requests"},
+                               headers={"Retry-After": "300", "X-RateLimit-Scope": "app"})
+    pipeline.schedule(tenant_a, owner_a, [first])
+    pipeline.run_once()
+    with app_context(), tenant_session(tenant_a.id) as session:
+        pause = session.get(NetworkPause, "sandbox")
+        assert pause is not None and "slow down" in pause.reason
+    # Another tenant's post on the same network waits too: the limit is on our application key.
+    pipeline.schedule(tenant_b, owner_b, [other])
+    assert pipeline.dispatch().claimed == 0
+    assert network.posts() == []
