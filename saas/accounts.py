@@ -56,6 +56,17 @@ def sign_up(session: so.Session, *, email: str, name: str, password: str, busine
     if existing is not None:
         passwords.hash_password(password)  # spend the same time as a real sign-up: no enumeration by timing
         return SignUp(existing, created=False)
+    user = create_user(session, email=email, name=name, password=password, verified=False, timezone=timezone)
+    tenant = tenant_service.create_tenant(
+        session, name=business_name.strip(), kind=TenantKind.DIRECT, owner=user, timezone=timezone
+    )
+    return SignUp(user, created=True, tenant=tenant)
+
+
+def create_user(
+    session: so.Session, *, email: str, name: str, password: str, verified: bool, timezone: str = "UTC"
+) -> User:
+    """Create a user with no tenant yet (sign-up, invitation acceptance, seeding)."""
     problem = passwords.password_problem(password, email=email, name=name)
     if problem:
         raise PasswordRejected(problem)
@@ -64,24 +75,6 @@ def sign_up(session: so.Session, *, email: str, name: str, password: str, busine
         name=name.strip(),
         password_hash=passwords.hash_password(password),
         timezone=timezone,
-    )
-    session.add(user)
-    session.flush()
-    tenant = tenant_service.create_tenant(
-        session, name=business_name.strip(), kind=TenantKind.DIRECT, owner=user, timezone=timezone
-    )
-    return SignUp(user, created=True, tenant=tenant)
-
-
-def create_user(session: so.Session, *, email: str, name: str, password: str, verified: bool) -> User:
-    """Create a user with no tenant (invitation acceptance, seeding)."""
-    problem = passwords.password_problem(password, email=email, name=name)
-    if problem:
-        raise PasswordRejected(problem)
-    user = User(
-        email=normalise_email(email),
-        name=name.strip(),
-        password_hash=passwords.hash_password(password),
         email_verified_at=utcnow() if verified else None,
     )
     session.add(user)

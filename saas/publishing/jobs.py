@@ -369,7 +369,9 @@ def _finish(started: Started, result: PublishResult | Exception, clock: float) -
             _record_error(attempt, result)
             # Locked and re-read: parallel attempts on this channel must record one health change, not several.
             channel = session.scalars(
-                sa.select(Channel).where(Channel.id == target.channel_id).with_for_update()
+                sa.select(Channel)
+                .where(Channel.id == target.channel_id)
+                .with_for_update()
                 .execution_options(populate_existing=True)
             ).one()
             if channel.health is ChannelHealth.OK:

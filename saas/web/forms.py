@@ -60,6 +60,14 @@ def _new_password_field(label: str = "Password") -> PasswordField:
     )
 
 
+def _repeat_password_field() -> PasswordField:
+    return PasswordField(
+        "Repeat new password",
+        validators=[InputRequired("Repeat the new password."), EqualTo("password", "The two passwords differ.")],
+        render_kw={"autocomplete": "new-password"},
+    )
+
+
 def _timezone_field(label: str = "Time zone") -> SelectField:
     return SelectField(
         label,
@@ -103,14 +111,7 @@ class ResetRequestForm(FlaskForm):
 
 class ResetPasswordForm(FlaskForm):
     password = _new_password_field("New password")
-    confirm = PasswordField(
-        "Repeat new password",
-        validators=[
-            InputRequired("Repeat the new password."),
-            EqualTo("password", "The two passwords differ."),
-        ],
-        render_kw={"autocomplete": "new-password"},
-    )
+    confirm = _repeat_password_field()
 
 
 class ProfileForm(_TimezoneForm):
@@ -125,14 +126,7 @@ class ChangePasswordForm(FlaskForm):
         render_kw={"autocomplete": "current-password"},
     )
     password = _new_password_field("New password")
-    confirm = PasswordField(
-        "Repeat new password",
-        validators=[
-            InputRequired("Repeat the new password."),
-            EqualTo("password", "The two passwords differ."),
-        ],
-        render_kw={"autocomplete": "new-password"},
-    )
+    confirm = _repeat_password_field()
 
 
 ROLE_CHOICES = [
