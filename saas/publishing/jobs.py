@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 from flask import current_app
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
@@ -42,7 +43,7 @@ from publishers.errors import (
 from saas.channels import service as channel_service
 from saas.channels.models import Channel, ChannelHealth, NetworkPause
 from saas.posts.models import AttemptOutcome, PostTarget, PublishAttempt, TargetState
-from saas.posts.service import settle_post
+from saas.posts.service import settle_post, settle_post_by_id
 from saas.publishing import outcomes
 from saas.publishing.networks import publisher_for
 from tenants.scoping import tenant_session
@@ -72,6 +73,7 @@ class Started:
 
     tenant_id: int
     target_id: int
+    post_id: int
     attempt_id: int
     channel_id: int
     network: str
@@ -102,125 +104,166 @@ class ConcurrencyLimits:
             yield
 
 
+class PauseBoard:
+    """Rate limits met by this job's own requests, so later requests in the batch wait instead of sending."""
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._until: dict[str, datetime] = {}
+
+    @staticmethod
+    def _key(started: Started, scope: str) -> str:
+        return f"network:{started.network}" if scope == "app" else f"channel:{started.channel_id}"
+
+    def note(self, started: Started, limit: RateLimited) -> None:
+        key = self._key(started, limit.scope)
+        with self._guard:
+            self._until[key] = max(self._until.get(key, limit.reset_at), limit.reset_at)
+
+    def until(self, started: Started) -> datetime | None:
+        now = _now()
+        with self._guard:
+            pauses = [self._until.get(self._key(started, scope)) for scope in ("channel", "app")]
+        active = [u for u in pauses if u is not None and u > now]
+        return max(active) if active else None
+
+
 def publish_batch(claim_token: str, pairs: list[list[int]]) -> dict[str, int]:
     """RQ job: publish each (tenant_id, target_id) claimed under `claim_token`. Ids only, by design."""
     config = current_app.config
-    limits = ConcurrencyLimits()
-    guard = threading.Lock()
-    counts: dict[str, int] = defaultdict(int)
+    counts: Counter[str] = Counter()
+    by_tenant: dict[int, list[int]] = defaultdict(list)
+    for tenant_id, target_id in pairs:
+        by_tenant[tenant_id].append(target_id)
+    work: list[Started] = []
+    for tenant_id, target_ids in by_tenant.items():
+        started, skipped = _start_attempts(tenant_id, target_ids, claim_token)
+        work.extend(started)
+        counts.update(skipped)
+    limits, pauses, guard = ConcurrencyLimits(), PauseBoard(), threading.Lock()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
 
-    def run(pair: list[int]) -> None:
+    def run(started: Started) -> None:
         try:
             with app.app_context():
-                result = publish_target(pair[0], pair[1], claim_token, limits)
+                result = publish_started(started, limits, pauses)
         except Exception:
             # The target stays `publishing`; lease recovery treats it as an unknown outcome.
-            log.exception("publishing target %s failed; lease recovery will resolve it", pair[1])
+            log.exception("publishing target %s failed; lease recovery will resolve it", started.target_id)
             result = "crashed"
         with guard:
             counts[result] += 1
 
-    threads = max(1, min(config["PUBLISH_THREADS"], len(pairs)))
-    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="publish") as pool:
-        list(pool.map(run, pairs))
+    if work:
+        with ThreadPoolExecutor(
+            max_workers=min(config["PUBLISH_THREADS"], len(work)), thread_name_prefix="publish"
+        ) as pool:
+            list(pool.map(run, work))
     return dict(counts)
 
 
-def publish_target(tenant_id: int, target_id: int, claim_token: str, limits: ConcurrencyLimits) -> str:
-    """Publish one target if it is still ours; returns what happened (for the job's summary)."""
-    found = _channel_of(tenant_id, target_id)
-    if found is None:
-        log.warning("refusing target %s: not found in tenant %s", target_id, tenant_id)
-        return "refused"
-    channel_id, network = found
-    publisher = publisher_for(network)
-    # Wait for a slot first, so a rate limit hit by an earlier request in this batch is seen below.
-    with limits.hold(channel_id, publisher.capabilities):
-        started = _start_attempt(tenant_id, target_id, claim_token)
-        if isinstance(started, str):
-            return started
+def publish_started(started: Started, limits: ConcurrencyLimits, pauses: PauseBoard) -> str:
+    """Steps 2 and 3 for one target whose attempt row is already committed."""
+    publisher = publisher_for(started.network)
+    # The slot is held until the outcome is recorded, so a 429 met here is on the board
+    # before the next request to this channel may start.
+    with limits.hold(started.channel_id, publisher.capabilities):
         clock = time.monotonic()
-        try:
-            result: PublishResult | Exception = _call_network(publisher, started)
-        except (PublisherError, Unconfirmed) as exc:
-            result = exc
-        except Exception as exc:  # an adapter bug must not strand the target: treat as unknown
-            log.exception("unexpected error publishing target %s", target_id)
-            result = OutcomeUnknown(f"Unexpected error while publishing ({type(exc).__name__}).")
-    return _finish(started, result, clock)
-
-
-def _channel_of(tenant_id: int, target_id: int) -> tuple[int, str] | None:
-    """(channel id, network) of the target, looked up in its tenant only."""
-    with tenant_session(tenant_id) as session:
-        row = session.execute(
-            sa.select(Channel.id, Channel.network)
-            .join(PostTarget, PostTarget.channel_id == Channel.id)
-            .where(PostTarget.id == target_id)
-        ).first()
-    return (row[0], row[1]) if row else None
-
-
-def _start_attempt(tenant_id: int, target_id: int, claim_token: str) -> Started | str:
-    """Step 1: claim check, `publishing`, attempt row; committed before any network call."""
-    lease = timedelta(seconds=current_app.config["PUBLISH_LEASE_SECONDS"])
-    with tenant_session(tenant_id) as session:
-        # Scoped to `tenant_id`: another tenant's target id simply is not found.
-        target = session.scalar(sa.select(PostTarget).where(PostTarget.id == target_id).with_for_update())
-        if target is None:
-            log.warning("refusing target %s: not found in tenant %s", target_id, tenant_id)
-            return "refused"
-        if target.state is not TargetState.QUEUED or target.claim_token != claim_token:
-            return "not_ours"  # recovered and reclaimed elsewhere, canceled, or already done
-        channel = target.channel
-        paused_until = _pause_in_force(session, channel)
+        paused_until = pauses.until(started)
         if paused_until is not None:
-            # A rate limit hit since the claim (often earlier in this batch): send nothing, wait for its reset.
-            target.state = TargetState.SCHEDULED
-            target.due_at = paused_until
-            target.claim_token = None
-            target.claimed_until = None
-            session.commit()
-            return "deferred"
-        try:
-            credentials = channel_service.load_credentials(channel)
-        except Exception as exc:
-            target.state = TargetState.FAILED
-            target.last_error = f"The stored connection for @{channel.handle} cannot be read ({exc}). Reconnect it."
-            settle_post(target.post)
-            session.commit()
-            outcomes.tell_people(tenant_id, target_id)
-            return "failed"
-        target.attempt_count += 1
-        target.state = TargetState.PUBLISHING
-        target.claimed_until = _now() + lease
-        attempt = PublishAttempt(
-            target_id=target.id, attempt_no=target.attempt_count, idempotency_key=target.idempotency_key
+            result: PublishResult | Exception = RateLimited(
+                "Waited for the network's rate limit to reset; nothing was sent.",
+                reset_at=paused_until,
+                http_status=None,
+            )
+        else:
+            try:
+                result = _call_network(publisher, started)
+            except (PublisherError, Unconfirmed) as exc:
+                result = exc
+            except Exception as exc:  # an adapter bug must not strand the target: treat as unknown
+                log.exception("unexpected error publishing target %s", started.target_id)
+                result = OutcomeUnknown(f"Unexpected error while publishing ({type(exc).__name__}).")
+            if isinstance(result, RateLimited):
+                pauses.note(started, result)
+        return _finish(started, result, clock)
+
+
+def _start_attempts(tenant_id: int, target_ids: list[int], claim_token: str) -> tuple[list[Started], Counter[str]]:
+    """Step 1 for one tenant's targets: claim check, `publishing`, attempt rows; one commit before any call."""
+    lease = timedelta(seconds=current_app.config["PUBLISH_LEASE_SECONDS"])
+    skipped: Counter[str] = Counter()
+    failed: list[int] = []
+    started: list[Started] = []
+    with tenant_session(tenant_id) as session:
+        # Scoped to `tenant_id`: another tenant's target ids simply are not found.
+        targets = session.scalars(
+            sa.select(PostTarget)
+            .where(PostTarget.id.in_(target_ids))
+            .options(so.joinedload(PostTarget.channel, innerjoin=True), so.joinedload(PostTarget.post, innerjoin=True))
+            .with_for_update(of=PostTarget)
+        ).all()
+        if len(targets) < len(set(target_ids)):
+            missing = set(target_ids) - {t.id for t in targets}
+            log.warning("refusing targets %s: not found in tenant %s", sorted(missing), tenant_id)
+            skipped["refused"] += len(missing)
+        network_pauses = dict(
+            session.execute(
+                sa.select(NetworkPause.network, NetworkPause.until).where(NetworkPause.until > sa.func.now())
+            ).all()
         )
-        session.add(attempt)
-        session.flush()
-        started = Started(
-            tenant_id=tenant_id,
-            target_id=target.id,
-            attempt_id=attempt.id,
-            channel_id=channel.id,
-            network=channel.network,
-            post=OutboundPost(text=target.text, media_urls=tuple(target.post.media_urls)),
-            credentials=credentials,
-            idempotency_key=target.idempotency_key,
-            outcome_unknown_since=target.outcome_unknown_since,
-        )
+        attempts: list[tuple[PostTarget, PublishAttempt, Credentials]] = []
+        now = _now()
+        for target in targets:
+            if target.state is not TargetState.QUEUED or target.claim_token != claim_token:
+                skipped["not_ours"] += 1  # recovered and reclaimed elsewhere, canceled, or already done
+                continue
+            channel = target.channel
+            paused = [u for u in (channel.paused_until, network_pauses.get(channel.network)) if u and u > now]
+            if paused:
+                # A rate limit met since the claim: send nothing, wait for its reset.
+                target.state, target.due_at = TargetState.SCHEDULED, max(paused)
+                target.claim_token = target.claimed_until = None
+                skipped["deferred"] += 1
+                continue
+            try:
+                credentials = channel_service.load_credentials(channel)
+            except Exception as exc:
+                target.state = TargetState.FAILED
+                target.last_error = f"The stored connection for @{channel.handle} cannot be read ({exc}). Reconnect it."
+                settle_post(target.post)
+                failed.append(target.id)
+                continue
+            target.attempt_count += 1
+            target.state = TargetState.PUBLISHING
+            target.claimed_until = now + lease
+            attempt = PublishAttempt(
+                target_id=target.id, attempt_no=target.attempt_count, idempotency_key=target.idempotency_key
+            )
+            session.add(attempt)
+            attempts.append((target, attempt, credentials))
+        session.flush()  # one INSERT for every attempt row
+        for target, attempt, credentials in attempts:
+            started.append(
+                Started(
+                    tenant_id=tenant_id,
+                    target_id=target.id,
+                    post_id=target.post_id,
+                    attempt_id=attempt.id,
+                    channel_id=target.channel_id,
+                    network=target.channel.network,
+                    post=OutboundPost(text=target.text, media_urls=tuple(target.post.media_urls)),
+                    credentials=credentials,
+                    idempotency_key=target.idempotency_key,
+                    outcome_unknown_since=target.outcome_unknown_since,
+                )
+            )
         session.commit()
-        return started
-
-
-def _pause_in_force(session: Session, channel: Channel) -> datetime | None:
-    """Until when this channel (or its whole network) must not be sent to, if a pause is in force."""
-    network_until = session.scalar(sa.select(NetworkPause.until).where(NetworkPause.network == channel.network))
-    now = _now()
-    pauses = [u for u in (channel.paused_until, network_until) if u is not None and u > now]
-    return max(pauses) if pauses else None
+    for target_id in failed:
+        outcomes.tell_people(tenant_id, target_id)
+    if failed:
+        skipped["failed"] += len(failed)
+    return started, skipped
 
 
 def _call_network(publisher: Publisher, started: Started) -> PublishResult:
@@ -294,6 +337,8 @@ def _retries_so_far(session: Session, target_id: int, excluding: int) -> int:
 def _finish(started: Started, result: PublishResult | Exception, clock: float) -> str:
     """Step 3: close the attempt and move the target on, in one transaction."""
     latency_ms = int((time.monotonic() - clock) * 1000)
+    if isinstance(result, PublishResult):
+        return _finish_published(started, result, latency_ms)
     max_attempts = current_app.config["PUBLISH_MAX_ATTEMPTS"]
     tell = False
     with tenant_session(started.tenant_id) as session:
@@ -306,21 +351,7 @@ def _finish(started: Started, result: PublishResult | Exception, clock: float) -
         target.claimed_until = None
         now = _now()
 
-        if isinstance(result, PublishResult):
-            attempt.outcome = AttemptOutcome.PUBLISHED
-            attempt.remote_id = result.remote_id
-            attempt.message = (
-                "Published."
-                if started.outcome_unknown_since is None
-                else ("Confirmed: the earlier attempt had published it; nothing was posted twice.")
-            )
-            target.state = TargetState.PUBLISHED
-            target.remote_id, target.remote_url = result.remote_id, result.url
-            target.published_at = result.published_at or now
-            target.outcome_unknown_since = None
-            target.last_error = None
-            outcome = "published"
-        elif isinstance(result, RateLimited):
+        if isinstance(result, RateLimited):
             attempt.outcome = AttemptOutcome.RATE_LIMITED
             _record_error(attempt, result)
             _pause(session, target.channel, started.network, result)
@@ -400,6 +431,45 @@ def _finish(started: Started, result: PublishResult | Exception, clock: float) -
     if tell:
         outcomes.tell_people(started.tenant_id, started.target_id)
     return outcome
+
+
+def _finish_published(started: Started, result: PublishResult, latency_ms: int) -> str:
+    """Step 3 for the common case, in a few plain statements: most targets end here."""
+    now = _now()
+    message = (
+        "Published."
+        if started.outcome_unknown_since is None
+        else ("Confirmed: the earlier attempt had published it; nothing was posted twice.")
+    )
+    with tenant_session(started.tenant_id) as session:
+        session.execute(
+            sa.update(PublishAttempt)
+            .where(PublishAttempt.id == started.attempt_id)
+            .values(
+                outcome=AttemptOutcome.PUBLISHED,
+                finished_at=now,
+                latency_ms=latency_ms,
+                remote_id=result.remote_id,
+                message=message,
+            )
+        )
+        session.execute(
+            sa.update(PostTarget)
+            .where(PostTarget.id == started.target_id)
+            .values(
+                state=TargetState.PUBLISHED,
+                remote_id=result.remote_id,
+                remote_url=result.url,
+                published_at=result.published_at or now,
+                outcome_unknown_since=None,
+                last_error=None,
+                claim_token=None,
+                claimed_until=None,
+            )
+        )
+        settle_post_by_id(session, started.post_id)
+        session.commit()
+    return "published"
 
 
 def _record_error(attempt: PublishAttempt, error: PublisherError) -> None:
