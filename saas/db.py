@@ -44,12 +44,14 @@ def utc_now_default() -> sa.FunctionElement[datetime]:
     return sa.func.now()
 
 
-def make_engine(url: str) -> sa.Engine:
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5) -> sa.Engine:
+    return sa.create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
 
 
 def init_app(app: Flask) -> None:
-    engine = make_engine(app.config["DATABASE_URL"])
+    # A publish job runs PUBLISH_THREADS requests at once, each needing a connection for a moment;
+    # a smaller pool would make them queue for connections instead of for the network.
+    engine = make_engine(app.config["DATABASE_URL"], pool_size=5, max_overflow=max(5, app.config["PUBLISH_THREADS"]))
     app.extensions["db_engine"] = engine
     app.extensions["db_sessionmaker"] = so.sessionmaker(bind=engine, expire_on_commit=False)
 

@@ -107,7 +107,13 @@ class EmbeddedPostgres:
             )
         if self._is_running():
             return
-        options = [f"-p {self.port}", "-c listen_addresses=127.0.0.1", "-c unix_socket_directories=''"]
+        # Room for web, clock and several workers each running a pool of publish threads.
+        options = [
+            f"-p {self.port}",
+            "-c listen_addresses=127.0.0.1",
+            "-c unix_socket_directories=''",
+            "-c max_connections=400",
+        ]
         if not self.durable:
             options += ["-c fsync=off", "-c synchronous_commit=off", "-c full_page_writes=off"]
         log = self.data_dir / "server.log"
