@@ -78,6 +78,7 @@ SETTINGS_REPORTED = (
 )
 GOALS = {"seconds_to_drain": 30.0, "posts_per_s": 330.0, "peak_rss_mb": 250.0, "steady_lateness_p99_s": 1.5}
 MB = 1024 * 1024
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 _started = time.monotonic()
 
@@ -189,11 +190,13 @@ def start_fake(latency_ms: float, log_dir: Path, name: str = "fake") -> tuple[Ch
     return child, first
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU used by a process, the children it has reaped, and its live descendants."""
+def cpu_seconds(pid: int, descendants: bool = True) -> float:
+    """CPU used by a process, the children it has reaped, and its live descendants (or by itself alone)."""
     try:
         process = psutil.Process(pid)
         times = process.cpu_times()
+        if not descendants:  # this benchmark: its children are the measured processes, counted on their own
+            return times.user + times.system
         total = times.user + times.system + times.children_user + times.children_system
         for descendant in process.children(recursive=True):
             with contextlib.suppress(psutil.Error):
@@ -204,8 +207,35 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def role_cpu(pids_by_role: dict[str, list[int]]) -> dict[str, float]:
+    return {
+        role: sum(cpu_seconds(pid, descendants=role != "bench") for pid in pids) for role, pids in pids_by_role.items()
+    }
+
+
+def code_version() -> dict[str, Any]:
+    """Which code was measured: the commit, and the files that differ from it (others edit while we run)."""
+
+    def git(*args: str) -> str:
+        result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)
+        return result.stdout.rstrip("\n")
+
+    dirty = [line[3:] for line in git("status", "--porcelain", "--", "saas", "publishers", "tenants").splitlines()]
+    return {"commit": git("rev-parse", "--short", "HEAD"), "dirty": dirty}
+
+
+def box_busy_seconds() -> float:
+    """CPU seconds the whole machine has spent busy (all cores) since boot."""
+    times = psutil.cpu_times()._asdict()
+    return float(sum(times.get(name, 0.0) for name in ("user", "nice", "system", "irq", "softirq", "steal")))
+
+
 class Sampler(threading.Thread):
-    """Samples the resident size of every process of each role (descendants included) every `interval`."""
+    """Samples the resident size of every process of each role (descendants included) every `interval`.
+
+    Peaks are kept for the processes' whole life (from start-up) and, separately, for the burst window
+    (from `in_window = True`): start-up has its own transient peaks.
+    """
 
     def __init__(self, roots: dict[str, list[int]], interval: float = 0.2) -> None:
         super().__init__(name="rss-sampler", daemon=True)
@@ -214,34 +244,45 @@ class Sampler(threading.Thread):
         self.stop_event = threading.Event()
         self.peak_by_role: dict[str, int] = {}
         self.peak: tuple[int, str, str] = (0, "", "")  # bytes, role, process description
+        self.peak_in_window_by_role: dict[str, int] = {}
+        self.in_window = False
         self.samples = 0
-        self._processes: dict[int, psutil.Process] = {}
 
-    def _process(self, pid: int) -> psutil.Process:
-        process = self._processes.get(pid)
-        if process is None:
-            process = self._processes[pid] = psutil.Process(pid)
-        return process
+    @staticmethod
+    def _scan() -> dict[int, tuple[int, int]]:
+        """pid -> (ppid, rss bytes) for every process, from /proc/<pid>/stat (one cheap read each)."""
+        table: dict[int, tuple[int, int]] = {}
+        for entry in os.scandir("/proc"):
+            if not entry.name.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry.name}/stat", "rb") as stat:
+                    fields = stat.read().rsplit(b")", 1)[1].split()
+            except OSError:
+                continue  # gone meanwhile
+            # after "pid (comm)": state ppid ... ; rss (pages) is field 24 of stat, index 21 here
+            table[int(entry.name)] = (int(fields[1]), int(fields[21]) * PAGE_SIZE)
+        return table
 
     def sample(self) -> None:
+        table = self._scan()
+        children: dict[int, list[int]] = {}
+        for pid, (ppid, _) in table.items():
+            children.setdefault(ppid, []).append(pid)
         for role, pids in self.roots.items():
-            for pid in pids:
-                try:
-                    root = self._process(pid)
-                    family = [root, *root.children(recursive=True)]
-                except psutil.Error:
-                    continue
-                for process in family:
-                    try:
-                        rss = process.memory_info().rss
-                    except psutil.Error:
-                        continue
-                    if rss > self.peak_by_role.get(role, 0):
-                        self.peak_by_role[role] = rss
-                    if rss > self.peak[0]:
-                        with contextlib.suppress(psutil.Error):
-                            description = " ".join(process.cmdline()[1:6])
-                            self.peak = (rss, role, f"pid {process.pid}: {description}")
+            family = [pid for pid in pids if pid in table]
+            for pid in family:  # grows while iterating: breadth-first over the descendants
+                family.extend(children.get(pid, ()))
+            for pid in family:
+                rss = table[pid][1]
+                if rss > self.peak_by_role.get(role, 0):
+                    self.peak_by_role[role] = rss
+                if self.in_window and rss > self.peak_in_window_by_role.get(role, 0):
+                    self.peak_in_window_by_role[role] = rss
+                if rss > self.peak[0]:
+                    with contextlib.suppress(psutil.Error):
+                        description = " ".join(psutil.Process(pid).cmdline()[1:6])
+                        self.peak = (rss, role, f"pid {pid}: {description}")
         self.samples += 1
 
     def run(self) -> None:
@@ -466,6 +507,9 @@ class Bench:
     servers: list[EmbeddedPostgres | EmbeddedRedis] = field(default_factory=list)
     children: list[Child] = field(default_factory=list)
     fake: Child | None = None
+    load_at_due: float = 0.0
+    code: dict[str, Any] = field(default_factory=dict)
+    db_counters_at_due: dict[str, int] = field(default_factory=dict)
 
     def cleanup(self) -> None:
         for child in reversed(self.children):
@@ -490,6 +534,7 @@ class Bench:
         log_dir.mkdir(parents=True, exist_ok=True)
 
         say(f"servers under {self.var_dir}")
+        self.code = code_version()
         pg = EmbeddedPostgres(self.var_dir / "postgres", free_port(), durable=False)
         pg.start()
         self.servers.append(pg)
@@ -552,15 +597,16 @@ class Bench:
                 ("worker", f"worker{i}", [python, "-m", "flask", "--app", "wsgi", "worker"])
                 for i in range(args.workers)
             ]
-            for role, name, command in commands:
-                self.children.append(start_child(role, name, command, env, log_dir))
-            self.wait_ready(redis_url, web_port)
-
             roots: dict[str, list[int]] = {}
-            for child in self.children:
-                roots.setdefault(child.role, []).append(child.pid)
+            for role, name, command in commands:
+                child = start_child(role, name, command, env, log_dir)
+                self.children.append(child)
+                roots.setdefault(role, []).append(child.pid)
             sampler = Sampler(roots)
             sampler.start()
+            self.wait_ready(redis_url, web_port)
+            say("pids: " + ", ".join(f"{child.name} {child.pid}" for child in self.children))
+            sampler.in_window = True
 
             engine = sa.create_engine(database_url, pool_size=1, max_overflow=0)
             first_due = datetime.now(UTC) + timedelta(seconds=args.lead_seconds)
@@ -576,7 +622,10 @@ class Bench:
 
             cpu_pids = self.cpu_pids(pg, redis_server)
             drained_at, states, cpu_window = self.wait_drained(engine, targets, first_due, last_due, cpu_pids)
-            cpu_after = {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in cpu_pids.items()}
+            cpu_after = role_cpu(cpu_pids)
+            cpu_after["box_busy"] = box_busy_seconds()
+            load_at_drain = os.getloadavg()[0]
+            db_counters = self.db_counters(engine)
             sampler.stop_event.set()
             sampler.join()
             sampler.sample()
@@ -615,6 +664,7 @@ class Bench:
         lateness = [(at - scheduled[key]).total_seconds() for key, at in first_received.items() if key in scheduled]
         published_on_fake = len(first_received)
 
+        cpu_used = {role: round(cpu_after[role] - cpu_window.get(role, 0.0), 1) for role in sorted(cpu_after)}
         start = first_due
         seconds_to_drain = (drained_at - start).total_seconds() if drained_at else None
         result: dict[str, Any] = {
@@ -639,10 +689,28 @@ class Bench:
             "db_states": states,
             "fake_requests": summary["requests"],
             "db_attempts": attempts,
+            # PostgreSQL's own counters over the window: sessions (= backend processes started) and transactions
+            "db_server": {
+                name: value - self.db_counters_at_due.get(name, 0) for name, value in sorted(db_counters.items())
+            },
             "peak_rss_mb_by_role": {role: round(rss / MB, 1) for role, rss in sorted(sampler.peak_by_role.items())},
+            # the same, once the process set was ready (start-up excluded: importing saas.passwords hashes a dummy
+            # password with argon2's 64 MiB, a transient ~60 MB peak in every process that creates the app)
+            "peak_rss_mb_in_run_by_role": {
+                role: round(rss / MB, 1) for role, rss in sorted(sampler.peak_in_window_by_role.items())
+            },
             "peak_rss_process": sampler.peak[2],
             "rss_samples": sampler.samples,
-            "cpu_s": {role: round(cpu_after[role] - cpu_window.get(role, 0.0), 1) for role in sorted(cpu_after)},
+            "cpu_s": cpu_used,
+            "box": {
+                "cpus": psutil.cpu_count(),
+                "loadavg_1m_at_due": round(self.load_at_due, 2),
+                "loadavg_1m_at_drain": round(load_at_drain, 2),
+                # CPU the whole machine spent in the window on anything but this benchmark's processes
+                "other_cpu_s": round(
+                    cpu_used.get("box_busy", 0.0) - sum(v for k, v in cpu_used.items() if k != "box_busy"), 1
+                ),
+            },
             "settings": reported | {"web_workers": args.web_workers, "lead_seconds": args.lead_seconds},
         }
         if args.steady:
@@ -681,6 +749,7 @@ class Bench:
             "peak_rss_mb<=250": result["peak_rss_mb"] <= GOALS["peak_rss_mb"],
         }
         result["goals_met"] = goals
+        result["code"] = self.code
         result["var_dir"] = str(self.var_dir) if args.keep else None
         return result
 
@@ -738,7 +807,10 @@ class Bench:
         while True:
             now = datetime.now(UTC)
             if cpu_before is None and now >= first_due:
-                cpu_before = {role: sum(cpu_seconds(pid) for pid in pids) for role, pids in cpu_pids.items()}
+                self.db_counters_at_due = self.db_counters(engine)
+                cpu_before = role_cpu(cpu_pids)
+                cpu_before["box_busy"] = box_busy_seconds()
+                self.load_at_due = os.getloadavg()[0]
             with engine.connect() as connection:
                 states = {row[0]: int(row[1]) for row in connection.execute(query)}
             final = sum(n for state, n in states.items() if state in FINAL_STATES)
@@ -755,6 +827,17 @@ class Bench:
                 last_report = time.monotonic()
             self.check_children()
             time.sleep(0.2)
+
+    @staticmethod
+    def db_counters(engine: sa.Engine) -> dict[str, int]:
+        with engine.connect() as connection:
+            row = connection.execute(
+                sa.text(
+                    "SELECT sessions, xact_commit, xact_rollback FROM pg_stat_database"
+                    " WHERE datname = current_database()"
+                )
+            ).one()
+        return {"sessions": int(row[0]), "commits": int(row[1]), "rollbacks": int(row[2])}
 
     def attempt_times(self, engine: sa.Engine) -> dict[str, Any]:
         """From our own records, for the breakdown: when attempts started, and how long they took."""
@@ -818,17 +901,22 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 @contextlib.contextmanager
-def terminate_on_sigterm() -> Iterator[None]:
-    """SIGTERM ends the run like Ctrl-C does: through the `finally` that stops everything."""
+def interruptible() -> Iterator[None]:
+    """SIGINT and SIGTERM end the run through the `finally` that stops everything.
+
+    Installed explicitly: a shell starts background jobs with SIGINT ignored, and Python then never
+    turns Ctrl-C / `kill -INT` into KeyboardInterrupt.
+    """
 
     def handler(signum: int, _frame: Any) -> None:
         raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, handler)
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, old in previous.items():
+            signal.signal(signum, old)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -836,13 +924,17 @@ def main(argv: list[str] | None = None) -> int:
     var_dir = Path(tempfile.mkdtemp(prefix="publish-burst-"))
     bench = Bench(args, var_dir)
     try:
-        with terminate_on_sigterm():
+        with interruptible():
             result = bench.run()
     except KeyboardInterrupt:
         say("interrupted; stopping everything")
         return 130
     finally:
+        # A second Ctrl-C must not cut the cleanup short and leave servers running.
+        previous = {signum: signal.signal(signum, signal.SIG_IGN) for signum in (signal.SIGINT, signal.SIGTERM)}
         bench.cleanup()
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
         if args.keep:
             say(f"kept {var_dir}")
         else:

@@ -22,15 +22,25 @@ def init_app(app: Flask) -> None:
 @click.option("--burst", is_flag=True, help="Stop when the queues are empty.")
 def worker(burst: bool) -> None:
     """Run an RQ worker on the publish and default queues."""
-    from rq import Queue, Worker
+    import sqlalchemy.orm as so
+    from rq import Queue, SimpleWorker
     from rq.serializers import JSONSerializer
 
+    import publishers
+    import saas.publishing.jobs  # noqa: F401  (imported once, not per job)
     from saas.extensions import redis_client
+    from saas.publishing.networks import publisher_for
 
+    # Publishing is I/O-bound and each job is a batch: running jobs in this process (no fork per
+    # job) keeps database connections, HTTP keep-alive and compiled SQL warm between jobs. A job
+    # that dies with the process is recovered from its lease like any other.
+    so.configure_mappers()
+    for cls in publishers.PUBLISHERS:
+        publisher_for(cls.capabilities.network)
     connection = redis_client()
     queues = [Queue(name, connection=connection, serializer=JSONSerializer) for name in QUEUES]
     # The app context stays pushed for the worker's life, so jobs can use config and the db.
-    Worker(queues, connection=connection, serializer=JSONSerializer).work(burst=burst, with_scheduler=True)
+    SimpleWorker(queues, connection=connection, serializer=JSONSerializer).work(burst=burst, with_scheduler=True)
 
 
 @click.command()

@@ -51,7 +51,7 @@ def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5) -> sa.Engin
 def init_app(app: Flask) -> None:
     # A publish job runs PUBLISH_THREADS requests at once, each needing a connection for a moment;
     # a smaller pool would make them queue for connections instead of for the network.
-    engine = make_engine(app.config["DATABASE_URL"], pool_size=5, max_overflow=max(5, app.config["PUBLISH_THREADS"]))
+    engine = make_engine(app.config["DATABASE_URL"], pool_size=max(5, app.config["PUBLISH_THREADS"]), max_overflow=5)
     app.extensions["db_engine"] = engine
     app.extensions["db_sessionmaker"] = so.sessionmaker(bind=engine, expire_on_commit=False)
 

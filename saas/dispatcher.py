@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 
@@ -51,9 +52,11 @@ def run_forever(
             signal.signal(sig, lambda *_: stop.set())
     log.info("dispatcher started")
     while not stop.is_set():
+        started = time.monotonic()
         try:
             step(connection)
         except Exception:
             log.exception("dispatcher tick failed; trying again in %.1fs", interval)
-        stop.wait(interval)
+        # A fixed rate, not a fixed pause: a slow tick must not push every later one back.
+        stop.wait(max(0.0, interval - (time.monotonic() - started)))
     log.info("dispatcher stopped")

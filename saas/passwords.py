@@ -14,9 +14,12 @@ MAX_LENGTH = 128  # long enough for any passphrase, short enough that hashing st
 # above ASVS 5.0's minimum for argon2id.
 _hasher = PasswordHasher()
 
-# Verified against when the email is unknown, so a miss costs as much as a hit
-# and response time does not reveal which addresses have accounts.
-_DUMMY_HASH = _hasher.hash("not-a-real-password-only-for-timing")
+
+@cache
+def _dummy_hash() -> str:
+    """Verified against when the email is unknown, so a miss costs as much as a hit and response
+    time does not reveal which addresses have accounts. Made on first use, not at import."""
+    return _hasher.hash("not-a-real-password-only-for-timing")
 
 
 def hash_password(password: str) -> str:
@@ -25,7 +28,7 @@ def hash_password(password: str) -> str:
 
 def verify_password(password_hash: str | None, password: str) -> bool:
     try:
-        return _hasher.verify(password_hash or _DUMMY_HASH, password) and password_hash is not None
+        return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):
         return False
 

@@ -81,6 +81,8 @@ class Started:
     credentials: Credentials
     idempotency_key: str
     outcome_unknown_since: datetime | None
+    # Past this moment the claim may be recovered and handed out again, so nothing is sent after it.
+    send_deadline: datetime
 
 
 def _now() -> datetime:
@@ -170,8 +172,12 @@ def publish_started(started: Started, limits: ConcurrencyLimits, pauses: PauseBo
     with limits.hold(started.channel_id, publisher.capabilities):
         clock = time.monotonic()
         paused_until = pauses.until(started)
-        if paused_until is not None:
-            result: PublishResult | Exception = RateLimited(
+        if _now() > started.send_deadline:
+            result: PublishResult | Exception = TransientError(
+                "Not sent: the batch ran longer than its claim allows. It is due again now."
+            )
+        elif paused_until is not None:
+            result = RateLimited(
                 "Waited for the network's rate limit to reset; nothing was sent.",
                 reset_at=paused_until,
                 http_status=None,
@@ -192,6 +198,8 @@ def publish_started(started: Started, limits: ConcurrencyLimits, pauses: PauseBo
 def _start_attempts(tenant_id: int, target_ids: list[int], claim_token: str) -> tuple[list[Started], Counter[str]]:
     """Step 1 for one tenant's targets: claim check, `publishing`, attempt rows; one commit before any call."""
     lease = timedelta(seconds=current_app.config["PUBLISH_LEASE_SECONDS"])
+    # A call started before the deadline ends (or times out) before the lease does.
+    send_margin = min(timedelta(seconds=3 * current_app.config["NETWORK_TIMEOUT_SECONDS"] + 5), lease / 2)
     skipped: Counter[str] = Counter()
     failed: list[int] = []
     started: list[Started] = []
@@ -256,6 +264,7 @@ def _start_attempts(tenant_id: int, target_ids: list[int], claim_token: str) -> 
                     credentials=credentials,
                     idempotency_key=target.idempotency_key,
                     outcome_unknown_since=target.outcome_unknown_since,
+                    send_deadline=now + lease - send_margin,
                 )
             )
         session.commit()
@@ -442,6 +451,7 @@ def _finish_published(started: Started, result: PublishResult, latency_ms: int) 
         else ("Confirmed: the earlier attempt had published it; nothing was posted twice.")
     )
     with tenant_session(started.tenant_id) as session:
+        no_sync = {"synchronize_session": False}  # nothing is loaded in this session to keep in step
         session.execute(
             sa.update(PublishAttempt)
             .where(PublishAttempt.id == started.attempt_id)
@@ -451,7 +461,8 @@ def _finish_published(started: Started, result: PublishResult, latency_ms: int) 
                 latency_ms=latency_ms,
                 remote_id=result.remote_id,
                 message=message,
-            )
+            ),
+            execution_options=no_sync,
         )
         session.execute(
             sa.update(PostTarget)
@@ -465,7 +476,8 @@ def _finish_published(started: Started, result: PublishResult, latency_ms: int) 
                 last_error=None,
                 claim_token=None,
                 claimed_until=None,
-            )
+            ),
+            execution_options=no_sync,
         )
         settle_post_by_id(session, started.post_id)
         session.commit()
