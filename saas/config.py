@@ -45,7 +45,7 @@ def load() -> dict[str, Any]:
         # Publishing pipeline
         "SANDBOX_BASE_URL": (_env("SANDBOX_BASE_URL") or f"{public_base_url}/sandbox").rstrip("/"),
         "PUBLISH_LEASE_SECONDS": int(_env("PUBLISH_LEASE_SECONDS", "180") or 180),
-        "PUBLISH_BATCH_SIZE": int(_env("PUBLISH_BATCH_SIZE", "50") or 50),
+        "PUBLISH_BATCH_SIZE": int(_env("PUBLISH_BATCH_SIZE", "200") or 200),
         "PUBLISH_CLAIM_LIMIT": int(_env("PUBLISH_CLAIM_LIMIT", "1000") or 1000),
         "PUBLISH_THREADS": int(_env("PUBLISH_THREADS", "32") or 32),
         "PUBLISH_MAX_ATTEMPTS": int(_env("PUBLISH_MAX_ATTEMPTS", "6") or 6),

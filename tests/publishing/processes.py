@@ -7,12 +7,12 @@
     stack.schedule(tenant, [channel], ["Bread at 7"])
     worker = stack.start_worker()                # a real RQ worker process (forks a work horse per job)
     clock = stack.start_clock()
-    stack.wait_until(lambda: stack.all_final(), timeout=60, what="every target final")
+    stack.wait_all_final(1, timeout=60)          # or stack.wait_until(predicate, timeout=..., what=...)
     stack.kill(worker)                           # SIGKILL the worker, its work horse and anything else it started
     stack.stop_all(); stack.close()
 
-Every child runs in its own session (start_new_session), so `kill` finds all it started by session id,
-including RQ's work horse, which moves to its own process group. Each child writes to its own log file;
+Every child runs in its own session (start_new_session), so `kill` finds all it started by session id
+(Linux /proc), including RQ's work horse, which moves to its own process group. Each child writes to its own log file;
 `wait_until` failures quote the target states and the tail of every log.
 """
 
@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from alembic import command
@@ -40,7 +40,7 @@ from flask import Flask
 from redis import Redis
 
 from publishers.base import Credentials, Profile
-from saas import accounts, create_app, db
+from saas import create_app, db, passwords
 from saas.channels import service as channel_service
 from saas.config import PROJECT_ROOT
 from saas.crypto import new_key
@@ -48,7 +48,7 @@ from saas.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from saas.posts import service as post_service
 from saas.posts.models import PostTarget
 from tenants import service as tenant_service
-from tenants.models import TenantKind
+from tenants.models import TenantKind, User
 from tenants.scoping import tenant_session
 from tests.fakes.network import FakeSandboxNetwork
 
@@ -65,7 +65,6 @@ class Child:
     role: str
     popen: subprocess.Popen[bytes]
     log_path: Path
-    log_file: IO[bytes]
     stopped: bool = False  # we stopped or killed it on purpose
 
     @property
@@ -121,6 +120,7 @@ class Stack:
     children: list[Child] = field(default_factory=list)
     access_tokens: dict[str, str] = field(default_factory=dict)  # handle → the access token its channel holds
     _owner_ids: dict[int, int] = field(default_factory=dict)
+    _password_hash: str | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------------------
 
@@ -233,17 +233,17 @@ class Stack:
     def _spawn(self, role: str, env: dict[str, object]) -> Child:
         n = sum(1 for c in self.children if c.role == role) + 1
         log_path = self.root / "logs" / f"{role}-{n}.log"
-        log_file = open(log_path, "ab")  # noqa: SIM115 (closed in stop_all)
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "flask", "--app", "wsgi", role],
-            cwd=PROJECT_ROOT,
-            env=self.env(**env),
-            stdin=subprocess.DEVNULL,
-            stdout=log_file,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,  # its own session: kill() finds the work horse by session id
-        )
-        child = Child(role, popen, log_path, log_file)
+        with open(log_path, "ab") as log_file:  # the child keeps its own descriptor
+            popen = subprocess.Popen(
+                [sys.executable, "-m", "flask", "--app", "wsgi", role],
+                cwd=PROJECT_ROOT,
+                env=self.env(**env),
+                stdin=subprocess.DEVNULL,
+                stdout=log_file,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its own session: kill() finds the work horse by session id
+            )
+        child = Child(role, popen, log_path)
         self.children.append(child)
         return child
 
@@ -254,7 +254,7 @@ class Stack:
             self.wait_ready(child)
         return child
 
-    def wait_ready(self, *children: Child, timeout: float = 30) -> None:
+    def wait_ready(self, *children: Child, timeout: float = 60) -> None:
         """Until each worker has registered with Redis and each clock has entered its loop."""
         for child in children:
             if child.role == "worker":
@@ -318,7 +318,6 @@ class Stack:
                 child.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
         for child in self.children:
             self.kill(child)
-            child.log_file.close()
 
     def logs(self, chars: int = 3000) -> str:
         parts = []
@@ -372,9 +371,7 @@ class Stack:
             died = [c for c in self.children if not c.stopped and not c.alive()]
             if died or time.monotonic() > deadline:
                 reason = (
-                    f"{', '.join(c.name for c in died)} exited on its own"
-                    if died
-                    else f"not within {timeout:.0f} s"
+                    f"{', '.join(c.name for c in died)} exited on its own" if died else f"not within {timeout:.0f} s"
                 )
                 raise AssertionError(self._report(f"Waited for {what}: {reason}.", last_error, describe))
             time.sleep(interval)
@@ -398,8 +395,15 @@ class Stack:
         with self.engine.connect() as conn:
             return list(conn.execute(sa.text(sql), params))
 
+    def execute(self, sql: str, **params: Any) -> int:
+        """Raw SQL that changes rows, committed; returns the row count."""
+        with self.engine.begin() as conn:
+            return conn.execute(sa.text(sql), params).rowcount
+
     def state_counts(self) -> Counter[str]:
-        return Counter({row.state: row.n for row in self.rows("SELECT state, count(*) AS n FROM post_targets GROUP BY 1")})
+        return Counter(
+            {row.state: row.n for row in self.rows("SELECT state, count(*) AS n FROM post_targets GROUP BY 1")}
+        )
 
     def targets(self) -> list[sa.Row[Any]]:
         return self.rows(
@@ -421,10 +425,18 @@ class Stack:
     def make_tenant(self, name: str) -> int:
         """A direct tenant with a verified owner; returns the tenant id."""
         with self.app.app_context(), db.new_session() as session:
+            if self._password_hash is None:  # hash once: a loaded machine makes every hash slow
+                self._password_hash = passwords.hash_password(PASSWORD)
             n = len(self._owner_ids) + 1
-            owner = accounts.create_user(
-                session, email=f"owner{n}@example.com", name=f"Owner {n}", password=PASSWORD, verified=True
+            owner = User(
+                email=f"owner{n}@example.com",
+                name=f"Owner {n}",
+                password_hash=self._password_hash,
+                timezone="UTC",
+                email_verified_at=utcnow(),
             )
+            session.add(owner)
+            session.flush()
             tenant = tenant_service.create_tenant(session, name=name, kind=TenantKind.DIRECT, owner=owner)
             session.commit()
             self._owner_ids[tenant.id] = owner.id
@@ -471,11 +483,28 @@ class Stack:
                     assert when.tzinfo is not None
                     post.scheduled_at = when
                     session.execute(
-                        sa.update(PostTarget).where(PostTarget.post_id == post.id).values(scheduled_at=when, due_at=when)
+                        sa.update(PostTarget)
+                        .where(PostTarget.post_id == post.id)
+                        .values(scheduled_at=when, due_at=when)
                     )
                 ids.append(post.id)
             session.commit()
         return ids
+
+    def make_due(self, seconds: float) -> datetime:
+        """Every waiting target (and its post) due `seconds` from now by the database clock, all at once, in one
+        transaction: a clock running meanwhile claims them together however long the seeding took."""
+        with self.engine.begin() as conn:
+            due = conn.execute(sa.text("SELECT now() + make_interval(secs => :s)"), {"s": seconds}).scalar_one()
+            conn.execute(
+                sa.text("UPDATE post_targets SET scheduled_at = :due, due_at = :due WHERE state = 'scheduled'"),
+                {"due": due},
+            )
+            conn.execute(
+                sa.text("UPDATE posts SET scheduled_at = :due WHERE id IN (SELECT post_id FROM post_targets)"),
+                {"due": due},
+            )
+        return due
 
 
 def utcnow() -> datetime:
