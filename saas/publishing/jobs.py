@@ -67,6 +67,10 @@ class Unconfirmed(Exception):
     """We cannot tell whether the post went out, and must not publish blindly."""
 
 
+class NotSent(Exception):
+    """Nothing was sent and nothing went wrong: the target simply goes back to being due."""
+
+
 @dataclass(frozen=True)
 class Started:
     """What step 1 hands to steps 2 and 3: plain values, no ORM objects across threads."""
@@ -173,8 +177,8 @@ def publish_started(started: Started, limits: ConcurrencyLimits, pauses: PauseBo
         clock = time.monotonic()
         paused_until = pauses.until(started)
         if _now() > started.send_deadline:
-            result: PublishResult | Exception = TransientError(
-                "Not sent: the batch ran longer than its claim allows. It is due again now."
+            result: PublishResult | Exception = NotSent(
+                "Not sent: the batch ran longer than its claim allows, so it is due again now."
             )
         elif paused_until is not None:
             result = RateLimited(
@@ -360,7 +364,13 @@ def _finish(started: Started, result: PublishResult | Exception, clock: float) -
         target.claimed_until = None
         now = _now()
 
-        if isinstance(result, RateLimited):
+        if isinstance(result, NotSent):
+            attempt.outcome = AttemptOutcome.SKIPPED
+            attempt.message = str(result)
+            target.state = TargetState.SCHEDULED
+            target.due_at = now
+            outcome = "deferred"
+        elif isinstance(result, RateLimited):
             attempt.outcome = AttemptOutcome.RATE_LIMITED
             _record_error(attempt, result)
             _pause(session, target.channel, started.network, result)
