@@ -23,6 +23,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
             "DATABASE_URL and REDIS_URL are not set. `make run` starts embedded servers and sets them for you."
         )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # httpx logs every request at INFO; publishers.http logs the ones that went wrong, without tokens.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
     if app.config["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix

@@ -19,7 +19,7 @@ import threading
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -57,6 +57,8 @@ RETRY_BACKOFF = (
     timedelta(minutes=15),
     timedelta(minutes=30),
 )
+# Threads writing step 1 for the next tenants while the others publish.
+STARTING_THREADS = 2
 # An idempotency key is trusted only this far inside the network's own window.
 KEY_SAFETY_MARGIN = timedelta(minutes=5)
 # Read back a little before the unknown attempt started: clocks differ.
@@ -135,24 +137,38 @@ class PauseBoard:
 
 
 def publish_batch(claim_token: str, pairs: list[list[int]]) -> dict[str, int]:
-    """RQ job: publish each (tenant_id, target_id) claimed under `claim_token`. Ids only, by design."""
+    """RQ job: publish each (tenant_id, target_id) claimed under `claim_token`. Ids only, by design.
+
+    Each tenant's targets go to the publishing threads as soon as their attempts are on record,
+    while the next tenants' are still being written, so the network calls never wait for the
+    whole batch's first step.
+    """
     config = current_app.config
     counts: Counter[str] = Counter()
     by_tenant: dict[int, list[int]] = defaultdict(list)
     for tenant_id, target_id in pairs:
         by_tenant[tenant_id].append(target_id)
-    work: list[Started] = []
-    for tenant_id, target_ids in by_tenant.items():
-        started, skipped = _start_attempts(tenant_id, target_ids, claim_token)
-        work.extend(started)
-        counts.update(skipped)
-    limits, pauses, guard = ConcurrencyLimits(), PauseBoard(), threading.Lock()
+    limits, pauses, published, guard = ConcurrencyLimits(), PauseBoard(), PublishedLog(), threading.Lock()
     app = current_app._get_current_object()  # type: ignore[attr-defined]
+
+    def start(tenant_id: int, target_ids: list[int]) -> list[Started]:
+        try:
+            with app.app_context():
+                started, skipped = _start_attempts(tenant_id, target_ids, claim_token)
+        except Exception:
+            # Nothing was committed: the targets stay `queued` and lease recovery makes them due again.
+            log.exception("starting targets %s of tenant %s failed; lease recovery will retry", target_ids, tenant_id)
+            started, skipped = [], Counter({"not_started": len(target_ids)})
+        with guard:
+            counts.update(skipped)
+        published.expect(started)
+        return started
 
     def run(started: Started) -> None:
         try:
             with app.app_context():
-                result = publish_started(started, limits, pauses)
+                result = publish_started(started, limits, pauses, published)
+                published.done(started)
         except Exception:
             # The target stays `publishing`; lease recovery treats it as an unknown outcome.
             log.exception("publishing target %s failed; lease recovery will resolve it", started.target_id)
@@ -160,15 +176,18 @@ def publish_batch(claim_token: str, pairs: list[list[int]]) -> dict[str, int]:
         with guard:
             counts[result] += 1
 
-    if work:
-        with ThreadPoolExecutor(
-            max_workers=min(config["PUBLISH_THREADS"], len(work)), thread_name_prefix="publish"
-        ) as pool:
-            list(pool.map(run, work))
+    with (
+        ThreadPoolExecutor(max_workers=config["PUBLISH_THREADS"], thread_name_prefix="publish") as pool,
+        ThreadPoolExecutor(max_workers=STARTING_THREADS, thread_name_prefix="start") as starters,
+    ):
+        for future in as_completed([starters.submit(start, *tenant) for tenant in by_tenant.items()]):
+            for started in future.result():
+                pool.submit(run, started)
+    published.flush()
     return dict(counts)
 
 
-def publish_started(started: Started, limits: ConcurrencyLimits, pauses: PauseBoard) -> str:
+def publish_started(started: Started, limits: ConcurrencyLimits, pauses: PauseBoard, published: PublishedLog) -> str:
     """Steps 2 and 3 for one target whose attempt row is already committed."""
     publisher = publisher_for(started.network)
     # The slot is held until the outcome is recorded, so a 429 met here is on the board
@@ -196,7 +215,23 @@ def publish_started(started: Started, limits: ConcurrencyLimits, pauses: PauseBo
                 result = OutcomeUnknown(f"Unexpected error while publishing ({type(exc).__name__}).")
             if isinstance(result, RateLimited):
                 pauses.note(started, result)
-        return _finish(started, result, clock)
+        return _finish(started, result, clock, published)
+
+
+# Step 1's writes for the targets that go, naming the tenant in every statement.
+START_TARGETS = sa.text("""
+    UPDATE post_targets SET state = 'publishing', attempt_count = attempt_count + 1, claimed_until = :until,
+                            updated_at = now()
+    WHERE tenant_id = :tenant AND id = ANY(:ids)
+    RETURNING id, attempt_count
+""")
+OPEN_ATTEMPTS = sa.text("""
+    INSERT INTO publish_attempts (tenant_id, target_id, attempt_no, idempotency_key, outcome)
+    SELECT :tenant, v.target_id, v.attempt_no, v.key, :outcome
+    FROM unnest(CAST(:ids AS integer[]), CAST(:numbers AS integer[]), CAST(:keys AS text[]))
+         AS v(target_id, attempt_no, key)
+    RETURNING target_id, id
+""")
 
 
 def _start_attempts(tenant_id: int, target_ids: list[int], claim_token: str) -> tuple[list[Started], Counter[str]]:
@@ -224,7 +259,7 @@ def _start_attempts(tenant_id: int, target_ids: list[int], claim_token: str) -> 
                 sa.select(NetworkPause.network, NetworkPause.until).where(NetworkPause.until > sa.func.now())
             ).all()
         )
-        attempts: list[tuple[PostTarget, PublishAttempt, Credentials]] = []
+        going: list[tuple[PostTarget, Credentials]] = []
         now = _now()
         for target in targets:
             if target.state is not TargetState.QUEUED or target.claim_token != claim_token:
@@ -246,22 +281,34 @@ def _start_attempts(tenant_id: int, target_ids: list[int], claim_token: str) -> 
                 settle_post(target.post)
                 failed.append(target.id)
                 continue
-            target.attempt_count += 1
-            target.state = TargetState.PUBLISHING
-            target.claimed_until = now + lease
-            attempt = PublishAttempt(
-                target_id=target.id, attempt_no=target.attempt_count, idempotency_key=target.idempotency_key
+            going.append((target, credentials))
+        # The targets that go: two set-based statements (the hot path), then the Started values.
+        ids = [target.id for target, _ in going]
+        attempt_ids: dict[int, int] = {}
+        if ids:
+            connection = session.connection()
+            numbers = dict(
+                connection.execute(START_TARGETS, {"tenant": tenant_id, "ids": ids, "until": now + lease}).all()
             )
-            session.add(attempt)
-            attempts.append((target, attempt, credentials))
-        session.flush()  # one INSERT for every attempt row
-        for target, attempt, credentials in attempts:
+            attempt_ids = dict(
+                connection.execute(
+                    OPEN_ATTEMPTS,
+                    {
+                        "tenant": tenant_id,
+                        "ids": ids,
+                        "numbers": [numbers[target_id] for target_id in ids],
+                        "keys": [target.idempotency_key for target, _ in going],
+                        "outcome": AttemptOutcome.STARTED.value,
+                    },
+                ).all()
+            )
+        for target, credentials in going:
             started.append(
                 Started(
                     tenant_id=tenant_id,
                     target_id=target.id,
                     post_id=target.post_id,
-                    attempt_id=attempt.id,
+                    attempt_id=attempt_ids[target.id],
                     channel_id=target.channel_id,
                     network=target.channel.network,
                     post=OutboundPost(text=target.text, media_urls=tuple(target.post.media_urls)),
@@ -347,11 +394,12 @@ def _retries_so_far(session: Session, target_id: int, excluding: int) -> int:
     )
 
 
-def _finish(started: Started, result: PublishResult | Exception, clock: float) -> str:
+def _finish(started: Started, result: PublishResult | Exception, clock: float, published: PublishedLog) -> str:
     """Step 3: close the attempt and move the target on, in one transaction."""
     latency_ms = int((time.monotonic() - clock) * 1000)
     if isinstance(result, PublishResult):
-        return _finish_published(started, result, latency_ms)
+        published.add(started, result, latency_ms)
+        return "published"
     max_attempts = current_app.config["PUBLISH_MAX_ATTEMPTS"]
     tell = False
     with tenant_session(started.tenant_id) as session:
@@ -452,46 +500,126 @@ def _finish(started: Started, result: PublishResult | Exception, clock: float) -
     return outcome
 
 
-def _finish_published(started: Started, result: PublishResult, latency_ms: int) -> str:
-    """Step 3 for the common case, in a few plain statements: most targets end here."""
-    now = _now()
-    message = (
-        "Published."
-        if started.outcome_unknown_since is None
-        else ("Confirmed: the earlier attempt had published it; nothing was posted twice.")
-    )
-    with tenant_session(started.tenant_id) as session:
-        no_sync = {"synchronize_session": False}  # nothing is loaded in this session to keep in step
-        session.execute(
-            sa.update(PublishAttempt)
-            .where(PublishAttempt.id == started.attempt_id)
-            .values(
-                outcome=AttemptOutcome.PUBLISHED,
-                finished_at=now,
-                latency_ms=latency_ms,
-                remote_id=result.remote_id,
-                message=message,
-            ),
-            execution_options=no_sync,
+class PublishedLog:
+    """Successes waiting to be recorded, written a tenant at a time in a few set-based statements.
+
+    Most targets end here, so this is the hot path: one transaction per tenant per batch instead
+    of one per target. A tenant's successes are written when its last target in the batch is
+    done, or sooner when MAX_PENDING pile up or the oldest has waited MAX_WAIT (a slow sibling
+    must not keep the rest looking unfinished). A success held here when the worker dies is not
+    lost: its attempt stays open, lease recovery marks the outcome unknown, and the next attempt
+    sends the same idempotency key (or reads back) and finds the post already live.
+    """
+
+    MAX_PENDING = 50
+    MAX_WAIT_SECONDS = 1.0
+
+    def __init__(self) -> None:
+        self._guard = threading.Lock()
+        self._outstanding: Counter[int] = Counter()
+        self._pending: dict[int, list[_Success]] = defaultdict(list)
+
+    def expect(self, work: list[Started]) -> None:
+        with self._guard:
+            self._outstanding.update(started.tenant_id for started in work)
+
+    def add(self, started: Started, result: PublishResult, latency_ms: int) -> None:
+        with self._guard:
+            self._pending[started.tenant_id].append(_Success(started, result, latency_ms, _now(), time.monotonic()))
+
+    def done(self, started: Started) -> None:
+        """`started` is finished, whatever its outcome: write its tenant's successes if it is time."""
+        tenant_id = started.tenant_id
+        with self._guard:
+            self._outstanding[tenant_id] -= 1
+            rows = self._pending.get(tenant_id, [])
+            due = rows and (
+                self._outstanding[tenant_id] <= 0
+                or len(rows) >= self.MAX_PENDING
+                or time.monotonic() - rows[0].noted >= self.MAX_WAIT_SECONDS
+            )
+            if not due:
+                return
+            del self._pending[tenant_id]
+        _record_published(tenant_id, rows)
+
+    def flush(self) -> None:
+        with self._guard:
+            pending, self._pending = self._pending, defaultdict(list)
+        for tenant_id, rows in pending.items():
+            _record_published(tenant_id, rows)
+
+
+@dataclass(frozen=True)
+class _Success:
+    started: Started
+    result: PublishResult
+    latency_ms: int
+    at: datetime
+    noted: float  # time.monotonic() when added
+
+
+CONFIRMED = "Confirmed: the earlier attempt had published it; nothing was posted twice."
+
+# Plain statements naming the tenant in every WHERE; one statement per table for all the rows.
+CLOSE_ATTEMPTS = sa.text("""
+    UPDATE publish_attempts a
+    SET outcome = 'published', finished_at = v.at, latency_ms = v.latency, remote_id = v.remote, message = v.message
+    FROM unnest(CAST(:ids AS integer[]), CAST(:ats AS timestamptz[]), CAST(:latencies AS integer[]),
+                CAST(:remotes AS text[]), CAST(:messages AS text[])) AS v(id, at, latency, remote, message)
+    WHERE a.id = v.id AND a.tenant_id = :tenant
+""")
+PUBLISH_TARGETS = sa.text("""
+    UPDATE post_targets t
+    SET state = 'published', remote_id = v.remote, remote_url = v.url, published_at = v.at,
+        outcome_unknown_since = NULL, last_error = NULL, claim_token = NULL, claimed_until = NULL, updated_at = now()
+    FROM unnest(CAST(:ids AS integer[]), CAST(:remotes AS text[]), CAST(:urls AS text[]),
+                CAST(:ats AS timestamptz[])) AS v(id, remote, url, at)
+    WHERE t.id = v.id AND t.tenant_id = :tenant
+""")
+# Locked in id order (no deadlocks), so a sibling target finishing elsewhere settles after us.
+LOCK_POSTS = sa.text("SELECT id FROM posts WHERE tenant_id = :tenant AND id = ANY(:ids) ORDER BY id FOR UPDATE")
+SETTLE_PUBLISHED = sa.text("""
+    UPDATE posts p SET state = 'published', updated_at = now()
+    WHERE p.tenant_id = :tenant AND p.id = ANY(:ids) AND p.state <> 'published'
+      AND NOT EXISTS (SELECT 1 FROM post_targets x
+                      WHERE x.post_id = p.id AND x.state NOT IN ('published', 'canceled'))
+    RETURNING p.id
+""")
+
+
+def _record_published(tenant_id: int, rows: list[_Success]) -> None:
+    """Close the attempts, publish the targets and settle their posts, in one transaction."""
+    post_ids = sorted({row.started.post_id for row in rows})
+    with tenant_session(tenant_id) as session:
+        connection = session.connection()
+        connection.execute(
+            CLOSE_ATTEMPTS,
+            {
+                "tenant": tenant_id,
+                "ids": [row.started.attempt_id for row in rows],
+                "ats": [row.at for row in rows],
+                "latencies": [row.latency_ms for row in rows],
+                "remotes": [row.result.remote_id for row in rows],
+                "messages": ["Published." if row.started.outcome_unknown_since is None else CONFIRMED for row in rows],
+            },
         )
-        session.execute(
-            sa.update(PostTarget)
-            .where(PostTarget.id == started.target_id)
-            .values(
-                state=TargetState.PUBLISHED,
-                remote_id=result.remote_id,
-                remote_url=result.url,
-                published_at=result.published_at or now,
-                outcome_unknown_since=None,
-                last_error=None,
-                claim_token=None,
-                claimed_until=None,
-            ),
-            execution_options=no_sync,
+        connection.execute(
+            PUBLISH_TARGETS,
+            {
+                "tenant": tenant_id,
+                "ids": [row.started.target_id for row in rows],
+                "remotes": [row.result.remote_id for row in rows],
+                "urls": [row.result.url for row in rows],
+                "ats": [row.result.published_at or row.at for row in rows],
+            },
         )
-        settle_post_by_id(session, started.post_id)
+        connection.execute(LOCK_POSTS, {"tenant": tenant_id, "ids": post_ids})
+        settled = set(connection.execute(SETTLE_PUBLISHED, {"tenant": tenant_id, "ids": post_ids}).scalars())
+        for post_id in post_ids:
+            if post_id not in settled:  # other targets still on their way, or some failed
+                settle_post_by_id(session, post_id)
         session.commit()
-    return "published"
 
 
 def _record_error(attempt: PublishAttempt, error: PublisherError) -> None:
