@@ -243,30 +243,30 @@ def _start_attempts(tenant_id: int, target_ids: list[int], claim_token: str) -> 
     failed: list[int] = []
     started: list[Started] = []
     with tenant_session(tenant_id) as session:
-        # Scoped to `tenant_id`: another tenant's target ids simply are not found.
-        targets = session.scalars(
-            sa.select(PostTarget)
+        # Scoped to `tenant_id`: another tenant's target ids simply are not found. Each row comes
+        # with its network's app-wide pause, if one is running.
+        rows = session.execute(
+            sa.select(PostTarget, NetworkPause.until)
+            .join(PostTarget.channel)
+            .outerjoin(
+                NetworkPause, sa.and_(NetworkPause.network == Channel.network, NetworkPause.until > sa.func.now())
+            )
             .where(PostTarget.id.in_(target_ids))
-            .options(so.joinedload(PostTarget.channel, innerjoin=True), so.joinedload(PostTarget.post, innerjoin=True))
+            .options(so.contains_eager(PostTarget.channel), so.joinedload(PostTarget.post, innerjoin=True))
             .with_for_update(of=PostTarget)
         ).all()
-        if len(targets) < len(set(target_ids)):
-            missing = set(target_ids) - {t.id for t in targets}
+        if len(rows) < len(set(target_ids)):
+            missing = set(target_ids) - {target.id for target, _ in rows}
             log.warning("refusing targets %s: not found in tenant %s", sorted(missing), tenant_id)
             skipped["refused"] += len(missing)
-        network_pauses = dict(
-            session.execute(
-                sa.select(NetworkPause.network, NetworkPause.until).where(NetworkPause.until > sa.func.now())
-            ).all()
-        )
         going: list[tuple[PostTarget, Credentials]] = []
         now = _now()
-        for target in targets:
+        for target, network_paused_until in rows:
             if target.state is not TargetState.QUEUED or target.claim_token != claim_token:
                 skipped["not_ours"] += 1  # recovered and reclaimed elsewhere, canceled, or already done
                 continue
             channel = target.channel
-            paused = [u for u in (channel.paused_until, network_pauses.get(channel.network)) if u and u > now]
+            paused = [u for u in (channel.paused_until, network_paused_until) if u and u > now]
             if paused:
                 # A rate limit met since the claim: send nothing, wait for its reset.
                 target.state, target.due_at = TargetState.SCHEDULED, max(paused)
@@ -561,21 +561,23 @@ class _Success:
 
 CONFIRMED = "Confirmed: the earlier attempt had published it; nothing was posted twice."
 
-# Plain statements naming the tenant in every WHERE; one statement per table for all the rows.
-CLOSE_ATTEMPTS = sa.text("""
-    UPDATE publish_attempts a
-    SET outcome = 'published', finished_at = v.at, latency_ms = v.latency, remote_id = v.remote, message = v.message
-    FROM unnest(CAST(:ids AS integer[]), CAST(:ats AS timestamptz[]), CAST(:latencies AS integer[]),
-                CAST(:remotes AS text[]), CAST(:messages AS text[])) AS v(id, at, latency, remote, message)
-    WHERE a.id = v.id AND a.tenant_id = :tenant
-""")
-PUBLISH_TARGETS = sa.text("""
+# One statement for all the rows, naming the tenant in every WHERE: close the attempts, publish the targets.
+RECORD_PUBLISHED = sa.text("""
+    WITH v AS (
+        SELECT * FROM unnest(CAST(:attempts AS integer[]), CAST(:targets AS integer[]), CAST(:ats AS timestamptz[]),
+                             CAST(:published_ats AS timestamptz[]), CAST(:latencies AS integer[]),
+                             CAST(:remotes AS text[]), CAST(:urls AS text[]), CAST(:messages AS text[]))
+            AS v(attempt_id, target_id, at, published_at, latency, remote, url, message)
+    ), closed AS (
+        UPDATE publish_attempts a
+        SET outcome = 'published', finished_at = v.at, latency_ms = v.latency, remote_id = v.remote,
+            message = v.message
+        FROM v WHERE a.id = v.attempt_id AND a.tenant_id = :tenant
+    )
     UPDATE post_targets t
-    SET state = 'published', remote_id = v.remote, remote_url = v.url, published_at = v.at,
+    SET state = 'published', remote_id = v.remote, remote_url = v.url, published_at = v.published_at,
         outcome_unknown_since = NULL, last_error = NULL, claim_token = NULL, claimed_until = NULL, updated_at = now()
-    FROM unnest(CAST(:ids AS integer[]), CAST(:remotes AS text[]), CAST(:urls AS text[]),
-                CAST(:ats AS timestamptz[])) AS v(id, remote, url, at)
-    WHERE t.id = v.id AND t.tenant_id = :tenant
+    FROM v WHERE t.id = v.target_id AND t.tenant_id = :tenant
 """)
 # Locked in id order (no deadlocks), so a sibling target finishing elsewhere settles after us.
 LOCK_POSTS = sa.text("SELECT id FROM posts WHERE tenant_id = :tenant AND id = ANY(:ids) ORDER BY id FOR UPDATE")
@@ -594,24 +596,17 @@ def _record_published(tenant_id: int, rows: list[_Success]) -> None:
     with tenant_session(tenant_id) as session:
         connection = session.connection()
         connection.execute(
-            CLOSE_ATTEMPTS,
+            RECORD_PUBLISHED,
             {
                 "tenant": tenant_id,
-                "ids": [row.started.attempt_id for row in rows],
+                "attempts": [row.started.attempt_id for row in rows],
+                "targets": [row.started.target_id for row in rows],
                 "ats": [row.at for row in rows],
+                "published_ats": [row.result.published_at or row.at for row in rows],
                 "latencies": [row.latency_ms for row in rows],
                 "remotes": [row.result.remote_id for row in rows],
-                "messages": ["Published." if row.started.outcome_unknown_since is None else CONFIRMED for row in rows],
-            },
-        )
-        connection.execute(
-            PUBLISH_TARGETS,
-            {
-                "tenant": tenant_id,
-                "ids": [row.started.target_id for row in rows],
-                "remotes": [row.result.remote_id for row in rows],
                 "urls": [row.result.url for row in rows],
-                "ats": [row.result.published_at or row.at for row in rows],
+                "messages": ["Published." if row.started.outcome_unknown_since is None else CONFIRMED for row in rows],
             },
         )
         connection.execute(LOCK_POSTS, {"tenant": tenant_id, "ids": post_ids})
