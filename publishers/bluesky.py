@@ -53,7 +53,7 @@ from publishers import richtext
 from publishers.base import Capabilities, Credentials, OutboundPost, Profile, Publisher, PublishResult, ThreadPart
 from publishers.capabilities import BLUESKY
 from publishers.errors import AuthExpired, AuthRevoked, ConnectFailed, InvalidPost, PublisherError, TransientError
-from publishers.http import DEFAULT_TIMEOUT, HttpClient, json_body, parse_time
+from publishers.http import HttpClient, json_body, parse_time, timeout_from
 
 DEFAULT_PDS = "https://bsky.social"
 DEFAULT_APP = "https://bsky.app"
@@ -118,9 +118,9 @@ class BlueskyPublisher(Publisher):
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         super().__init__(settings)
-        raw_timeout = settings.get("timeout_seconds")
-        timeout = httpx.Timeout(float(raw_timeout)) if raw_timeout else DEFAULT_TIMEOUT
-        self._http = HttpClient(network=self.capabilities.display_name, timeout=timeout, classify=_classify)
+        self._http = HttpClient(
+            network=self.capabilities.display_name, timeout=timeout_from(settings), classify=_classify
+        )
         margin = settings.get("refresh_margin_seconds")
         self._refresh_margin = timedelta(seconds=float(margin)) if margin else DEFAULT_REFRESH_MARGIN
 

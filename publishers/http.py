@@ -146,6 +146,12 @@ def _reason(response: httpx.Response, secrets: tuple[str, ...]) -> str:
     return redact(reason, secrets)[:300]
 
 
+def timeout_from(settings: Mapping[str, str]) -> httpx.Timeout:
+    """The adapter's timeout: settings["timeout_seconds"] for every phase of a request, else the defaults."""
+    raw = settings.get("timeout_seconds")
+    return httpx.Timeout(float(raw)) if raw else DEFAULT_TIMEOUT
+
+
 ErrorClassifier = Callable[[httpx.Response, str, bool], PublisherError | None]
 
 

@@ -62,7 +62,7 @@ from publishers.base import (
 )
 from publishers.capabilities import MASTODON
 from publishers.errors import AuthRevoked, ConnectFailed, InvalidPost, PublisherError, TransientError
-from publishers.http import DEFAULT_TIMEOUT, HttpClient, json_body, parse_time
+from publishers.http import HttpClient, json_body, parse_time, timeout_from
 
 DEFAULT_SCOPES = "read:accounts read:statuses write:statuses write:media"
 READ_BACK_LIMIT = 40  # Mastodon's maximum page of an account's statuses
@@ -104,9 +104,7 @@ class MastodonPublisher(Publisher):
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         super().__init__(settings)
-        raw_timeout = settings.get("timeout_seconds")
-        timeout = httpx.Timeout(float(raw_timeout)) if raw_timeout else DEFAULT_TIMEOUT
-        self._http = HttpClient(network=self.capabilities.display_name, timeout=timeout)
+        self._http = HttpClient(network=self.capabilities.display_name, timeout=timeout_from(settings))
         self._poll_seconds = float(settings.get("media_poll_seconds") or 1.0)
         self._wait_seconds = float(settings.get("media_wait_seconds") or 60.0)
         self.allow_http = settings.get("allow_http") == "1"

@@ -41,12 +41,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import httpx
-
 from publishers.base import Capabilities, Credentials, OutboundPost, Profile, Publisher, PublishResult
 from publishers.capabilities import SANDBOX
 from publishers.errors import AuthRevoked, InvalidPost, OutcomeUnknown, TransientError
-from publishers.http import DEFAULT_TIMEOUT, HttpClient, json_body, parse_time
+from publishers.http import HttpClient, json_body, parse_time, timeout_from
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 128
 READ_BACK_LIMIT = 100  # the most the protocol lists at once; it has no paging
@@ -62,9 +60,9 @@ class SandboxPublisher(Publisher):
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         super().__init__(settings)
-        raw_timeout = settings.get("timeout_seconds")
-        timeout = httpx.Timeout(float(raw_timeout)) if raw_timeout else DEFAULT_TIMEOUT
-        self._http = HttpClient(settings["base_url"], network=self.capabilities.display_name, timeout=timeout)
+        self._http = HttpClient(
+            settings["base_url"], network=self.capabilities.display_name, timeout=timeout_from(settings)
+        )
 
     def close(self) -> None:
         self._http.close()

@@ -45,7 +45,6 @@ import argparse
 import base64
 import dataclasses
 import hashlib
-import html
 import itertools
 import json
 import secrets
@@ -58,8 +57,8 @@ from typing import Any
 import regex
 
 from tests.fakes.network import RateLimit, iso
-from tests.fakes.server import FakeRequest, FakeResponse, FakeServer, json_response
-from tests.fakes.standalone import FakeClock, RateWindows, serve_until_stopped
+from tests.fakes.server import FakeRequest, FakeResponse, FakeServer, json_response, serve_until_stopped
+from tests.fakes.standalone import FakeClock, PageEntry, RateWindows, timeline_page
 
 POST = "app.bsky.feed.post"
 ACCESS_LIFETIME = timedelta(hours=2)
@@ -378,22 +377,16 @@ class FakeBluesky(FakeServer):
         return json_response(200, commit, outcome="committed", headers=headers, key=body.get("rkey"))
 
     def _page(self, path: str) -> FakeResponse:
-        handle, _, rest = path.removeprefix("/profile/").partition("/post/")
+        handle, _, rkey = path.removeprefix("/profile/").partition("/post/")
         account = self._find(handle)
-        if account is None:
-            return FakeResponse(status=404, body=b"Not found", headers={"Content-Type": "text/plain"})
-        shown = [
-            r
-            for r in sorted(self._records.values(), key=lambda r: r.created_at, reverse=True)
-            if r.did == account.did and r.deleted_at is None and (not rest or r.rkey == rest)
-        ]
-        items = "".join(
-            f"<article><p><small>{iso(r.created_at)}{' · reply' if r.value.get('reply') else ''}</small></p>"
-            f"<p>{html.escape(str(r.value.get('text'))).replace(chr(10), '<br>')}</p></article>"
-            for r in shown
-        )
-        page = f"<!doctype html><title>@{html.escape(handle)}</title><h1>@{html.escape(handle)}</h1>{items}"
-        return FakeResponse(status=200, body=page.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
+        entries = None
+        if account is not None:
+            entries = [
+                PageEntry(r.created_at, str(r.value.get("text")), bool(r.value.get("reply")))
+                for r in self._records.values()
+                if r.did == account.did and r.deleted_at is None and (not rkey or r.rkey == rkey)
+            ]
+        return timeline_page(handle, entries)
 
     # -- pieces ------------------------------------------------------------------------------------------------------
 

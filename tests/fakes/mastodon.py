@@ -54,8 +54,8 @@ from urllib.parse import urlencode, urlsplit
 import regex
 
 from tests.fakes.network import RateLimit, iso
-from tests.fakes.server import FakeRequest, FakeResponse, FakeServer, json_response
-from tests.fakes.standalone import FakeClock, RateWindows, serve_until_stopped
+from tests.fakes.server import FakeRequest, FakeResponse, FakeServer, json_response, serve_until_stopped
+from tests.fakes.standalone import FakeClock, PageEntry, RateWindows, timeline_page
 
 IDEMPOTENCY_WINDOW = timedelta(hours=1)
 DEFAULT_ACCOUNT_LIMIT = RateLimit(300, timedelta(minutes=5))
@@ -521,20 +521,14 @@ class FakeMastodon(FakeServer):
     def _page(self, path: str) -> FakeResponse:
         username, _, status_id = path.removeprefix("/@").partition("/")
         account = next((a for a in self._accounts.values() if a.username == username), None)
-        if account is None:
-            return FakeResponse(status=404, body=b"Not found", headers={"Content-Type": "text/plain"})
-        shown = [
-            s
-            for s in sorted(self._statuses.values(), key=lambda s: int(s.id), reverse=True)
-            if s.account_id == account.id and s.deleted_at is None and (not status_id or s.id == status_id)
-        ]
-        items = "".join(
-            f"<article><p><small>{iso(s.created_at)}{' · reply' if s.in_reply_to_id else ''}</small></p>"
-            f"{_content(s.text)}<p><small>{len(s.media_ids)} attachment(s)</small></p></article>"
-            for s in shown
-        )
-        page = f"<!doctype html><title>@{html.escape(username)}</title><h1>@{html.escape(username)}</h1>{items}"
-        return FakeResponse(status=200, body=page.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
+        entries = None
+        if account is not None:
+            entries = [
+                PageEntry(s.created_at, s.text, s.in_reply_to_id is not None, len(s.media_ids))
+                for s in self._statuses.values()
+                if s.account_id == account.id and s.deleted_at is None and (not status_id or s.id == status_id)
+            ]
+        return timeline_page(username, entries)
 
     # -- pieces ------------------------------------------------------------------------------------------------------
 

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import signal
 import socket
 import sys
 import threading
@@ -756,3 +757,15 @@ class FakeServer:
             self.journal.clear()
             return json_response(200, {"total": 0})
         return None
+
+
+def serve_until_stopped(fake: FakeServer) -> int:
+    """Start the fake, print its base URL on the first line of stdout, serve until SIGTERM/SIGINT."""
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    with fake:
+        print(fake.base_url, flush=True)
+        while not done.wait(0.5):
+            pass
+    return 0

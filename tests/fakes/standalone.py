@@ -1,14 +1,14 @@
-"""Pieces the per-network fakes share on top of `server`: a movable clock, fixed rate windows, a standalone loop."""
+"""Pieces the per-network fakes share on top of `server`: a movable clock, fixed rate windows, a timeline page."""
 
 from __future__ import annotations
 
 import dataclasses
-import signal
+import html
 import threading
 from datetime import UTC, datetime, timedelta
 
 from tests.fakes.network import RateLimit
-from tests.fakes.server import FakeServer
+from tests.fakes.server import FakeResponse
 
 
 class FakeClock:
@@ -56,13 +56,23 @@ class RateWindows:
         return Quota(allowed, self.limit.limit, max(self.limit.limit - used, 0), started + self.limit.window)
 
 
-def serve_until_stopped(fake: FakeServer) -> int:
-    """Start the fake, print its base URL on the first line of stdout, serve until SIGTERM/SIGINT."""
-    done = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: done.set())
-    with fake:
-        print(fake.base_url, flush=True)
-        while not done.wait(0.5):
-            pass
-    return 0
+@dataclasses.dataclass(frozen=True)
+class PageEntry:
+    created_at: datetime
+    text: str
+    is_reply: bool = False
+    attachments: int = 0
+
+
+def timeline_page(handle: str, entries: list[PageEntry] | None) -> FakeResponse:
+    """A plain HTML page of an account's posts, newest first (None: no such account), for `make run` demos."""
+    if entries is None:
+        return FakeResponse(status=404, body=b"Not found", headers={"Content-Type": "text/plain"})
+    items = "".join(
+        f"<article><p><small>{e.created_at:%Y-%m-%d %H:%M:%S} UTC{' · reply' if e.is_reply else ''}"
+        f"{f' · {e.attachments} attachment(s)' if e.attachments else ''}</small></p>"
+        f"<p>{html.escape(e.text).replace(chr(10), '<br>')}</p></article>"
+        for e in sorted(entries, key=lambda e: e.created_at, reverse=True)
+    )
+    page = f"<!doctype html><title>@{html.escape(handle)}</title><h1>@{html.escape(handle)}</h1>{items}"
+    return FakeResponse(status=200, body=page.encode(), headers={"Content-Type": "text/html; charset=utf-8"})
