@@ -33,7 +33,7 @@ Threads: each part replies to the one before (`reply.parent`) under the first
 
 Settings: "pds_url" (default https://bsky.social, for credentials that name
 none), "app_url" (where post pages live, default https://bsky.app),
-"refresh_margin_seconds", "timeout_seconds".
+"refresh_margin_seconds", "allow_http" ("1": local fakes), "timeout_seconds".
 """
 
 from __future__ import annotations
@@ -121,6 +121,7 @@ class BlueskyPublisher(Publisher):
         self._http = HttpClient(
             network=self.capabilities.display_name, timeout=timeout_from(settings), classify=_classify
         )
+        self.allow_http = settings.get("allow_http") == "1"  # a PDS on plain http: local fakes only
         margin = settings.get("refresh_margin_seconds")
         self._refresh_margin = timedelta(seconds=float(margin)) if margin else DEFAULT_REFRESH_MARGIN
 

@@ -20,6 +20,7 @@ from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -104,6 +105,24 @@ def _parse_moment(raw: str, now: datetime) -> datetime | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.astimezone(UTC)
+
+
+def server_origin(raw: str, *, allow_http: bool = False, example: str = "mastodon.social") -> str:
+    """A server's origin (scheme://host[:port]) from what a person typed, or ValueError saying why not.
+
+    Takes "mastodon.social", "@me@mastodon.social" or a full URL; plain http only when `allow_http`
+    (local fakes in development), so a production token is never sent in clear.
+    """
+    raw = raw.strip()
+    if "://" not in raw:
+        raw = "https://" + raw.lstrip("@").split("@")[-1]
+    parts = urlsplit(raw)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"Enter the address of the server, like {example}.")
+    if parts.scheme == "http" and not allow_http:
+        raise ValueError("The server must use https://.")
+    host = parts.hostname.lower()
+    return f"{parts.scheme}://{host}:{parts.port}" if parts.port else f"{parts.scheme}://{host}"
 
 
 def json_body(response: httpx.Response) -> Any:

@@ -78,20 +78,6 @@ class AppRegistration:
     client_secret: str
 
 
-def instance_origin(raw: str, *, allow_http: bool = False) -> str:
-    """The instance's origin (scheme://host[:port]) from what a person typed, or ValueError saying why not."""
-    raw = raw.strip()
-    if "://" not in raw:
-        raw = "https://" + raw.lstrip("@").split("@")[-1]  # "mastodon.social" or "@me@mastodon.social"
-    parts = urlsplit(raw)
-    if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise ValueError("Enter the address of a Mastodon server, like mastodon.social.")
-    if parts.scheme == "http" and not allow_http:
-        raise ValueError("The Mastodon server must use https://.")
-    host = parts.hostname.lower()
-    return f"{parts.scheme}://{host}:{parts.port}" if parts.port else f"{parts.scheme}://{host}"
-
-
 def part_key(idempotency_key: str, part: int) -> str:
     """The Idempotency-Key for one part of a post: stable across every retry of that target."""
     return f"{idempotency_key}:{part}"

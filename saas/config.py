@@ -54,6 +54,7 @@ def load() -> dict[str, Any]:
         "BLUESKY_SETTINGS": {
             "pds_url": _env("BLUESKY_PDS_URL", "https://bsky.social") or "https://bsky.social",
             "app_url": _env("BLUESKY_APP_URL", "https://bsky.app") or "https://bsky.app",
+            "allow_http": "0" if is_production() else "1",
         },
         # `make run` starts local fakes of both and offers them on the Channels page.
         "MASTODON_LOCAL_URL": _env("MASTODON_LOCAL_URL"),

@@ -189,3 +189,42 @@ class MarkPublishedForm(FlaskForm):
             URL(message="Enter a full link."),
         ],
     )
+
+
+class MastodonConnectForm(FlaskForm):
+    instance = StringField(
+        "Your Mastodon server",
+        validators=[
+            InputRequired("Enter your server's address."),
+            Length(max=255, message="Use at most 255 characters."),
+        ],
+        description="The address after the second @ in your handle, like mastodon.social.",
+        render_kw={"placeholder": "mastodon.social", "autocomplete": "url", "maxlength": 255},
+    )
+
+
+class BlueskyConnectForm(FlaskForm):
+    identifier = StringField(
+        "Handle or DID",
+        validators=[
+            InputRequired("Enter your Bluesky handle."),
+            Length(max=255, message="Use at most 255 characters."),
+        ],
+        render_kw={"placeholder": "yourname.bsky.social", "autocomplete": "username", "maxlength": 255},
+    )
+    app_password = PasswordField(
+        "App password",
+        validators=[InputRequired("Enter an app password."), Length(max=64, message="Use at most 64 characters.")],
+        description="Create one in Bluesky under Settings → Privacy and security → App passwords. "
+        "Never your main password. We keep only the session it opens, not the password.",
+        render_kw={"autocomplete": "off"},
+    )
+    pds_url = StringField(
+        "Server (PDS)",
+        validators=[
+            InputRequired("Enter the server's address."),
+            Length(max=255, message="Use at most 255 characters."),
+        ],
+        description="Leave as it is unless you host your own Bluesky server.",
+        render_kw={"maxlength": 255},
+    )

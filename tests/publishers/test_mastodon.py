@@ -13,7 +13,8 @@ import pytest
 
 from publishers.base import Credentials, Media, OutboundPost, ThreadPart
 from publishers.errors import AuthRevoked, ConnectFailed, InvalidPost, OutcomeUnknown, RateLimited, TransientError
-from publishers.mastodon import MastodonPublisher, instance_origin, plain_text
+from publishers.http import server_origin
+from publishers.mastodon import MastodonPublisher, plain_text
 from publishers.oauth import new_pkce, new_state
 from tests.fakes.mastodon import FakeMastodon
 
@@ -100,12 +101,12 @@ def test_instance_without_pkce_support_is_detected(publisher):
         assert publisher.supports_pkce(old_instance.base_url) is False
 
 
-def test_instance_address_is_normalised_and_http_refused_outside_development():
-    assert instance_origin("Mastodon.Social") == "https://mastodon.social"
-    assert instance_origin("@alice@fosstodon.org") == "https://fosstodon.org"
-    assert instance_origin("http://127.0.0.1:8080/", allow_http=True) == "http://127.0.0.1:8080"
+def test_server_address_is_normalised_and_http_refused_outside_development():
+    assert server_origin("Mastodon.Social") == "https://mastodon.social"
+    assert server_origin("@alice@fosstodon.org") == "https://fosstodon.org"
+    assert server_origin("http://127.0.0.1:8080/", allow_http=True) == "http://127.0.0.1:8080"
     with pytest.raises(ValueError, match="https"):
-        instance_origin("http://example.social")
+        server_origin("http://example.social")
 
 
 # -- publishing ------------------------------------------------------------------------------------------------------
