@@ -191,26 +191,29 @@ class MarkPublishedForm(FlaskForm):
     )
 
 
+def _address_field(label: str, missing: str, description: str = "", **render_kw: str) -> StringField:
+    """A required one-line field of at most 255 characters: a server address or a handle."""
+    return StringField(
+        label,
+        validators=[InputRequired(missing), Length(max=255, message="Use at most 255 characters.")],
+        description=description,
+        render_kw={"maxlength": 255, **render_kw},
+    )
+
+
 class MastodonConnectForm(FlaskForm):
-    instance = StringField(
+    instance = _address_field(
         "Your Mastodon server",
-        validators=[
-            InputRequired("Enter your server's address."),
-            Length(max=255, message="Use at most 255 characters."),
-        ],
-        description="The address after the second @ in your handle, like mastodon.social.",
-        render_kw={"placeholder": "mastodon.social", "autocomplete": "url", "maxlength": 255},
+        "Enter your server's address.",
+        "The address after the second @ in your handle, like mastodon.social.",
+        placeholder="mastodon.social",
+        autocomplete="url",
     )
 
 
 class BlueskyConnectForm(FlaskForm):
-    identifier = StringField(
-        "Handle or DID",
-        validators=[
-            InputRequired("Enter your Bluesky handle."),
-            Length(max=255, message="Use at most 255 characters."),
-        ],
-        render_kw={"placeholder": "yourname.bsky.social", "autocomplete": "username", "maxlength": 255},
+    identifier = _address_field(
+        "Handle or DID", "Enter your Bluesky handle.", placeholder="yourname.bsky.social", autocomplete="username"
     )
     app_password = PasswordField(
         "App password",
@@ -219,12 +222,6 @@ class BlueskyConnectForm(FlaskForm):
         "Never your main password. We keep only the session it opens, not the password.",
         render_kw={"autocomplete": "off"},
     )
-    pds_url = StringField(
-        "Server (PDS)",
-        validators=[
-            InputRequired("Enter the server's address."),
-            Length(max=255, message="Use at most 255 characters."),
-        ],
-        description="Leave as it is unless you host your own Bluesky server.",
-        render_kw={"maxlength": 255},
+    pds_url = _address_field(
+        "Server (PDS)", "Enter the server's address.", "Leave as it is unless you host your own Bluesky server."
     )
