@@ -64,6 +64,7 @@ import httpx  # noqa: E402
 import psutil  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
+from bench import networks  # noqa: E402
 from saas.embedded import EmbeddedPostgres, EmbeddedRedis, free_port  # noqa: E402
 
 DATABASE = "multipost_bench"
@@ -159,22 +160,12 @@ def stop_child(child: Child, timeout: float = 15.0) -> None:
         process.wait(timeout=5)
 
 
-def start_fake(latency_ms: float, log_dir: Path, name: str = "fake") -> tuple[Child, str]:
+def start_fake(latency_ms: float, log_dir: Path, name: str = "fake", network: str = "sandbox") -> tuple[Child, str]:
     """The fake network in its own process (its own GIL); returns it and its base URL."""
     log_path = log_dir / f"{name}.log"
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "tests.fakes.network",
-                "--port",
-                "0",
-                "--latency-ms",
-                str(latency_ms),
-                "--mount",
-                MOUNT,
-            ],
+            [sys.executable, *networks.fake_command(network, latency_ms, MOUNT)],
             cwd=ROOT,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
@@ -301,9 +292,10 @@ class Seeded:
     keys: list[str] = field(default_factory=list)
 
 
-def seed(app: Any, control: httpx.Client, tenants: int, targets: int) -> Seeded:
-    """T tenants (owner + one sandbox channel on its own fake account), then N targets due in 2099."""
-    from publishers.base import Credentials, Profile
+def seed(
+    app: Any, control: httpx.Client, tenants: int, targets: int, network: str = "sandbox", base_url: str = ""
+) -> Seeded:
+    """T tenants (owner + one channel on its own fake account), then N targets due in 2099."""
     from saas import db
     from saas.channels import service as channel_service
     from saas.posts.models import Post, PostState, PostTarget, TargetState
@@ -331,16 +323,8 @@ def seed(app: Any, control: httpx.Client, tenants: int, targets: int) -> Seeded:
                 tenant = tenant_service.create_tenant(
                     session, name=f"Bench tenant {i} {run_id}", kind=TenantKind.DIRECT, owner=owner
                 )
-                channel = channel_service.connect(
-                    session,
-                    "sandbox",
-                    Profile(remote_id=account["account_id"], handle=handle, display_name=f"Bench {i}"),
-                    Credentials(
-                        access_token=account["access_token"],
-                        refresh_token=account["refresh_token"],
-                        expires_at=parse_time(account["expires_at"]),
-                    ),
-                )
+                profile, credentials = networks.channel_values(network, base_url, account, handle, f"Bench {i}")
+                channel = channel_service.connect(session, network, profile, credentials)
                 session.commit()
                 seeded.channels.append((tenant.id, owner.id, channel.id, handle))
             if (i + 1) % 100 == 0:
@@ -544,7 +528,7 @@ class Bench:
         self.servers.append(redis_server)
         database_url, redis_url = pg.url(DATABASE), redis_server.url
 
-        self.fake, base_url = start_fake(args.latency_ms, log_dir)
+        self.fake, base_url = start_fake(args.latency_ms, log_dir, network=args.network)
         say(f"fake network at {base_url} (pid {self.fake.pid}, {args.latency_ms:g} ms per request)")
 
         web_port = free_port()
@@ -581,7 +565,7 @@ class Bench:
         targets = args.seconds if args.steady else args.targets
         with httpx.Client(base_url=f"{base_url}/_control", timeout=60) as control:
             seeding = time.monotonic()
-            seeded = seed(app, control, args.tenants, targets)
+            seeded = seed(app, control, args.tenants, targets, args.network, base_url)
             say(f"seeded {args.tenants} tenants and {targets} targets in {time.monotonic() - seeding:.1f}s")
 
             python = sys.executable
@@ -632,6 +616,7 @@ class Bench:
 
             summary = control.get("/summary").json()
             entries = control.get("/journal/entries", params={"limit": str(10**9)}).json()
+            summary, entries = networks.in_target_keys(args.network, seeded.keys, summary, entries)
             attempts = self.attempt_times(engine)
             engine.dispose()
 
@@ -650,7 +635,7 @@ class Bench:
         first_received: dict[str, datetime] = {}
         last_answer: datetime | None = None
         for entry in entries:
-            if entry["method"] != "POST" or entry["path"].rstrip("/") != "/api/v1/posts":
+            if entry["method"] != "POST" or entry["path"].rstrip("/") != networks.CREATE_PATH[args.network]:
                 continue
             if entry["outcome"] != "committed":
                 continue
@@ -891,7 +876,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--ceiling-concurrency", type=int, default=256, help="also measure the fake at this many requests in flight"
     )
     parser.add_argument("--keep", action="store_true", help="keep the var dir (logs, database) afterwards")
+    parser.add_argument("--network", choices=networks.NETWORKS, default="sandbox", help="which fake to publish to")
     args = parser.parse_args(argv)
+    if args.network != "sandbox":
+        args.no_ceiling = True  # the ceiling probe speaks the Sandbox protocol only
     for item in args.env:
         if "=" not in item:
             parser.error(f"--env wants KEY=VALUE, not {item!r}")

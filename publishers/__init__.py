@@ -5,10 +5,12 @@ touches no database: adapters take credentials and return results.
 """
 
 from publishers.base import Publisher
+from publishers.bluesky import BlueskyPublisher
+from publishers.mastodon import MastodonPublisher
 from publishers.sandbox import SandboxPublisher
 
 # The explicit registry: a network is available when its adapter is listed here.
-PUBLISHERS: tuple[type[Publisher], ...] = (SandboxPublisher,)
+PUBLISHERS: tuple[type[Publisher], ...] = (SandboxPublisher, MastodonPublisher, BlueskyPublisher)
 
 
 def publisher_class(network: str) -> type[Publisher]:

@@ -63,10 +63,51 @@ class Profile:
     url: str | None = None
 
 
+Visibility = Literal["public", "unlisted", "private", "direct"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Media:
+    """One attachment: where to read it (an http(s) URL or a local file path), its type, and its alt text."""
+
+    source: str
+    mime_type: str = ""  # empty: guessed from the source's name
+    alt: str = ""
+
+    @property
+    def is_video(self) -> bool:
+        return self.mime_type.startswith("video/")
+
+
+@dataclasses.dataclass(frozen=True)
+class ThreadPart:
+    """A follow-up post in a thread: it replies to the part before it."""
+
+    text: str
+    media: tuple[Media, ...] = ()
+
+
 @dataclasses.dataclass(frozen=True)
 class OutboundPost:
+    """What to publish on one channel. `media_urls` is the older, alt-less way to attach media; both count."""
+
     text: str
     media_urls: tuple[str, ...] = ()
+    media: tuple[Media, ...] = ()
+    thread: tuple[ThreadPart, ...] = ()  # follow-ups after this first part, in order
+    content_warning: str | None = None
+    visibility: Visibility | None = None  # None: the account's default
+    language: str | None = None  # ISO 639-1
+
+    @property
+    def attachments(self) -> tuple[Media, ...]:
+        """The first part's media: `media`, then each of `media_urls` without alt text."""
+        return self.media + tuple(Media(source=url) for url in self.media_urls)
+
+    @property
+    def parts(self) -> tuple[ThreadPart, ...]:
+        """Every post the thread is made of, the first one included."""
+        return (ThreadPart(self.text, self.attachments), *self.thread)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,23 +134,49 @@ class Publisher(abc.ABC):
     def network(self) -> str:
         return self.capabilities.network
 
-    def validate(self, post: OutboundPost) -> list[str]:
-        """Reasons the network would refuse this post, in words for the user (empty: fine)."""
+    def capabilities_for(self, limits: Mapping[str, int] | None) -> Capabilities:
+        """The capabilities with one account's own limits applied (e.g. a Mastodon instance's `max_characters`)."""
+        if not limits:
+            return self.capabilities
+        caps = self.capabilities
+        return dataclasses.replace(
+            caps,
+            max_text_length=int(limits.get("max_characters", caps.max_text_length)),
+            max_images=int(limits.get("max_media_attachments", caps.max_images)),
+            url_length=int(limits.get("characters_reserved_per_url", caps.url_length or 0)) or caps.url_length,
+        )
+
+    def validate(self, post: OutboundPost, limits: Mapping[str, int] | None = None) -> list[str]:
+        """Reasons the network would refuse this post, in words for the user (empty: fine).
+
+        `limits` are the channel's own limits where the network has them per account or instance.
+        """
         from publishers.counting import text_length
 
+        caps = self.capabilities_for(limits)
+        name = caps.display_name
         problems = []
-        length = text_length(post.text, self.capabilities)
-        if length > self.capabilities.max_text_length:
-            problems.append(
-                f"{self.capabilities.display_name} allows {self.capabilities.max_text_length} characters; "
-                f"this text counts as {length}."
-            )
-        if not post.text.strip() and not post.media_urls:
-            problems.append("Write some text or attach media.")
-        if self.capabilities.requires_media and not post.media_urls:
-            problems.append(f"{self.capabilities.display_name} needs at least one image or video.")
-        if len(post.media_urls) > self.capabilities.max_images:
-            problems.append(f"{self.capabilities.display_name} allows at most {self.capabilities.max_images} images.")
+        parts = post.parts
+        for number, part in enumerate(parts, start=1):
+            where = f"Part {number} of the thread: " if len(parts) > 1 else ""
+            length = text_length(part.text, caps)
+            if length > caps.max_text_length:
+                problems.append(
+                    f"{where}{name} allows {caps.max_text_length} characters; this text counts as {length}."
+                )
+            if not part.text.strip() and not part.media:
+                problems.append(f"{where}Write some text or attach media.")
+            videos = sum(1 for m in part.media if m.is_video)
+            if len(part.media) - videos > caps.max_images:
+                problems.append(f"{where}{name} allows at most {caps.max_images} images.")
+            if videos > caps.max_videos:
+                problems.append(f"{where}{name} allows at most {caps.max_videos} video.")
+            if videos and len(part.media) > videos and not caps.allow_mixed_media:
+                problems.append(f"{where}{name} cannot mix a video with other attachments.")
+        if caps.requires_media and not post.attachments:
+            problems.append(f"{name} needs at least one image or video.")
+        if post.thread and not caps.supports_threads:
+            problems.append(f"{name} does not take threads: publish one post.")
         return problems
 
     @abc.abstractmethod

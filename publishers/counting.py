@@ -32,6 +32,11 @@ _REMOTE_MENTION = regex.compile(
 _EMOJI = regex.compile(r"[\p{Extended_Pictographic}\p{Regional_Indicator}\u20e3]")
 
 
+def find_urls(text: str) -> list[tuple[int, int, str]]:
+    """Each http(s) URL in the text as (start, end, url), in code-point indices: the URLs networks count as links."""
+    return [(m.start(), m.end(), m.group()) for m in _URL.finditer(text)]
+
+
 def text_length(text: str, capabilities: Capabilities) -> int:
     """How many of `capabilities.max_text_length` this text uses, counted the way the network counts."""
     return _RULES[capabilities.counting](text, capabilities)

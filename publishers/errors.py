@@ -63,3 +63,7 @@ class AuthRevoked(PublisherError):
 
 class InvalidPost(PublisherError):
     """The network refused this content for good (too long, bad media, duplicate...)."""
+
+
+class ConnectFailed(PublisherError):
+    """Connecting an account did not work (refused login or code, unreachable server); nothing was stored."""

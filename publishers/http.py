@@ -3,6 +3,11 @@
 `request(..., mutation=True)` marks the irreversible call (creating a post):
 a failure after the request may have reached the network becomes
 `OutcomeUnknown`, never something the caller would retry blindly.
+
+A path may also be an absolute URL: networks whose server differs per account
+(a Mastodon instance, a Bluesky PDS) pass the account's own URL on each call,
+so one client still serves every channel. `classify` lets an adapter sort its
+network's own error bodies first (Bluesky's expired token is a 400).
 """
 
 from __future__ import annotations
@@ -11,10 +16,11 @@ import logging
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import httpx
 
@@ -101,6 +107,43 @@ def _parse_moment(raw: str, now: datetime) -> datetime | None:
     return moment.astimezone(UTC)
 
 
+def server_origin(raw: str, *, allow_http: bool = False, example: str = "mastodon.social") -> str:
+    """A server's origin (scheme://host[:port]) from what a person typed, or ValueError saying why not.
+
+    Takes "mastodon.social", "@me@mastodon.social" or a full URL; plain http only when `allow_http`
+    (local fakes in development), so a production token is never sent in clear.
+    """
+    raw = raw.strip()
+    if "://" not in raw:
+        raw = "https://" + raw.lstrip("@").split("@")[-1]
+    parts = urlsplit(raw)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError(f"Enter the address of the server, like {example}.")
+    if parts.scheme == "http" and not allow_http:
+        raise ValueError("The server must use https://.")
+    host = parts.hostname.lower()
+    return f"{parts.scheme}://{host}:{parts.port}" if parts.port else f"{parts.scheme}://{host}"
+
+
+def json_body(response: httpx.Response) -> Any:
+    """The response's JSON, or None when it is not JSON."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def parse_time(raw: Any) -> datetime | None:
+    """An ISO 8601 time from a response body as an aware UTC datetime (naive: taken as UTC), or None."""
+    if not isinstance(raw, str):
+        return None
+    try:
+        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def _reason(response: httpx.Response, secrets: tuple[str, ...]) -> str:
     """The network's own short explanation, cleaned of anything secret."""
     reason = ""
@@ -122,18 +165,29 @@ def _reason(response: httpx.Response, secrets: tuple[str, ...]) -> str:
     return redact(reason, secrets)[:300]
 
 
+def timeout_from(settings: Mapping[str, str]) -> httpx.Timeout:
+    """The adapter's timeout: settings["timeout_seconds"] for every phase of a request, else the defaults."""
+    raw = settings.get("timeout_seconds")
+    return httpx.Timeout(float(raw)) if raw else DEFAULT_TIMEOUT
+
+
+ErrorClassifier = Callable[[httpx.Response, str, bool], PublisherError | None]
+
+
 class HttpClient:
     """A pooled, thread-safe client for one network's API."""
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str = "",
         *,
         network: str,
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
         transport: httpx.BaseTransport | None = None,
+        classify: ErrorClassifier | None = None,
     ) -> None:
         self.network = network
+        self._classify = classify
         self._client = httpx.Client(
             base_url=base_url.rstrip("/"),
             timeout=timeout,
@@ -187,11 +241,38 @@ class HttpClient:
             return response
         raise self.error_for(response, mutation=mutation, secrets=secrets)
 
+    def download(self, url: str, *, max_bytes: int) -> tuple[bytes, str]:
+        """The bytes and Content-Type at `url` (media to upload), refusing anything over `max_bytes`.
+
+        Read-only, so every failure is safe to retry, except a missing or oversized file.
+        """
+        try:
+            with self._client.stream("GET", url, follow_redirects=True) as response:
+                if response.status_code in (404, 410):
+                    raise InvalidPost(f"The attached file {redact(url)[:200]} no longer exists.")
+                if not response.is_success:
+                    raise TransientError(f"Could not fetch the attached file ({response.status_code}).")
+                chunks, size = [], 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise InvalidPost(
+                            f"An attached file is larger than {self.network} accepts ({max_bytes:,} bytes)."
+                        )
+                    chunks.append(chunk)
+                return b"".join(chunks), response.headers.get("content-type", "").split(";")[0].strip()
+        except httpx.RequestError as exc:
+            raise TransientError(f"Could not fetch the attached file: {type(exc).__name__}") from None
+
     def error_for(self, response: httpx.Response, *, mutation: bool, secrets: tuple[str, ...] = ()) -> PublisherError:
         """Sort a non-2xx response into the error the pipeline acts on."""
         status = response.status_code
         reason = _reason(response, secrets)
         log.info("%s answered %s: %s", self.network, status, reason)
+        if self._classify is not None:
+            special = self._classify(response, reason, mutation)
+            if special is not None:
+                return special
         if status == 429:
             reset_at = parse_reset(response.headers) or datetime.now(UTC) + DEFAULT_RATE_LIMIT_WAIT
             scope: Literal["channel", "app"] = (

@@ -41,12 +41,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import httpx
-
 from publishers.base import Capabilities, Credentials, OutboundPost, Profile, Publisher, PublishResult
 from publishers.capabilities import SANDBOX
 from publishers.errors import AuthRevoked, InvalidPost, OutcomeUnknown, TransientError
-from publishers.http import DEFAULT_TIMEOUT, HttpClient
+from publishers.http import HttpClient, json_body, parse_time, timeout_from
 
 MAX_IDEMPOTENCY_KEY_LENGTH = 128
 READ_BACK_LIMIT = 100  # the most the protocol lists at once; it has no paging
@@ -62,9 +60,9 @@ class SandboxPublisher(Publisher):
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         super().__init__(settings)
-        raw_timeout = settings.get("timeout_seconds")
-        timeout = httpx.Timeout(float(raw_timeout)) if raw_timeout else DEFAULT_TIMEOUT
-        self._http = HttpClient(settings["base_url"], network=self.capabilities.display_name, timeout=timeout)
+        self._http = HttpClient(
+            settings["base_url"], network=self.capabilities.display_name, timeout=timeout_from(settings)
+        )
 
     def close(self) -> None:
         self._http.close()
@@ -89,7 +87,7 @@ class SandboxPublisher(Publisher):
                 f"Sandbox answered {response.status_code} to the post, so it may or may not have been published.",
                 http_status=response.status_code,
             )
-        result = _publish_result(_json(response))
+        result = _publish_result(json_body(response))
         if result is None:
             raise OutcomeUnknown(
                 "Sandbox accepted the post but its answer did not say which post it made.",
@@ -110,7 +108,7 @@ class SandboxPublisher(Publisher):
             token=credentials.access_token,
             params={"since": _iso(since), "limit": str(READ_BACK_LIMIT)},
         )
-        listed = _json(response)
+        listed = json_body(response)
         if not isinstance(listed, list):
             raise TransientError("Sandbox answered the read-back with something other than a list of posts.")
         matches = [
@@ -127,7 +125,7 @@ class SandboxPublisher(Publisher):
 
     def profile(self, credentials: Credentials) -> Profile:
         response = self._http.request("GET", "/api/v1/me", token=credentials.access_token)
-        body = _json(response)
+        body = json_body(response)
         if not isinstance(body, dict) or not body.get("id") or not body.get("handle"):
             raise TransientError("Sandbox answered with an account we could not read.")
         return Profile(
@@ -156,7 +154,7 @@ class SandboxPublisher(Publisher):
                 "Sandbox no longer accepts this connection's refresh token. Reconnect the channel.",
                 http_status=exc.http_status,
             ) from None
-        body = _json(response)
+        body = json_body(response)
         if not isinstance(body, dict) or not isinstance(body.get("access_token"), str):
             # The old tokens may already be retired, so there is nothing safe to retry with.
             raise AuthRevoked("Sandbox answered the token refresh unreadably. Reconnect the channel.")
@@ -194,13 +192,6 @@ def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
-def _json(response: httpx.Response) -> Any:
-    try:
-        return response.json()
-    except ValueError:
-        return None
-
-
 def _publish_result(item: Any) -> PublishResult | None:
     """A post as the network describes it, or None when it names no id."""
     if not isinstance(item, dict) or not item.get("id"):
@@ -208,15 +199,5 @@ def _publish_result(item: Any) -> PublishResult | None:
     return PublishResult(
         remote_id=str(item["id"]),
         url=str(item["url"]) if item.get("url") else None,
-        published_at=_parse_time(item.get("created_at")),
+        published_at=parse_time(item.get("created_at")),
     )
-
-
-def _parse_time(raw: Any) -> datetime | None:
-    if not isinstance(raw, str):
-        return None
-    try:
-        moment = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)

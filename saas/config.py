@@ -44,6 +44,21 @@ def load() -> dict[str, Any]:
         "ENCRYPTION_KEYS": _env("ENCRYPTION_KEYS") or ("" if is_production() else _dev_encryption_key(secret_key)),
         # Publishing pipeline
         "SANDBOX_BASE_URL": (_env("SANDBOX_BASE_URL") or f"{public_base_url}/sandbox").rstrip("/"),
+        # Mastodon: the instance is per channel; http:// instances (local fakes) only outside production.
+        "MASTODON_SETTINGS": {
+            "client_name": _env("MASTODON_CLIENT_NAME", "Multipost") or "Multipost",
+            "website": public_base_url,
+            "allow_http": "0" if is_production() else "1",
+        },
+        # Bluesky: the PDS is per channel (this is the connect form's default); post links point at app_url.
+        "BLUESKY_SETTINGS": {
+            "pds_url": _env("BLUESKY_PDS_URL", "https://bsky.social") or "https://bsky.social",
+            "app_url": _env("BLUESKY_APP_URL", "https://bsky.app") or "https://bsky.app",
+            "allow_http": "0" if is_production() else "1",
+        },
+        # `make run` starts local fakes of both and offers them on the Channels page.
+        "MASTODON_LOCAL_URL": _env("MASTODON_LOCAL_URL"),
+        "BLUESKY_LOCAL_PDS_URL": _env("BLUESKY_LOCAL_PDS_URL"),
         "PUBLISH_LEASE_SECONDS": int(_env("PUBLISH_LEASE_SECONDS", "180") or 180),
         "PUBLISH_BATCH_SIZE": int(_env("PUBLISH_BATCH_SIZE", "200") or 200),
         "PUBLISH_CLAIM_LIMIT": int(_env("PUBLISH_CLAIM_LIMIT", "1000") or 1000),

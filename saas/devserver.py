@@ -29,6 +29,38 @@ def _pump(name: str, stream: object) -> None:
         sys.stdout.flush()
 
 
+# Local fakes of real networks (from tests/fakes), so a demo can connect and publish without accounts.
+LOCAL_NETWORKS = {
+    "mastodon": (["-m", "tests.fakes.mastodon", "--port", "0", "--demo-user", "demo"], "MASTODON_LOCAL_URL"),
+    "bluesky": (
+        ["-m", "tests.fakes.bluesky", "--port", "0", "--demo-account", "demo.bsky.test:demo-demo-demo-demo"],
+        "BLUESKY_LOCAL_PDS_URL",
+    ),
+}
+
+
+def _start_local_networks(python: str, env: dict[str, str]) -> list[subprocess.Popen[str]]:
+    """Start "Mastodon (local)" and "Bluesky (local)" and put their URLs in `env` (development only)."""
+    if config.is_production() or not (config.PROJECT_ROOT / "tests" / "fakes").is_dir():
+        return []
+    started = []
+    for name, (args, variable) in LOCAL_NETWORKS.items():
+        child = subprocess.Popen(
+            [python, *args], cwd=config.PROJECT_ROOT, env=env, stdout=subprocess.PIPE, text=True, start_new_session=True
+        )
+        started.append(child)
+        assert child.stdout is not None
+        url = child.stdout.readline().strip()
+        if not url.startswith("http"):
+            print(f"{name} (local) did not start; continuing without it.", flush=True)
+            continue
+        env[variable] = url
+        if name == "bluesky":
+            env.setdefault("BLUESKY_APP_URL", url)  # post links open the fake's own pages
+        print(f"{name.title():<11} (local) {url}", flush=True)
+    return started
+
+
 def main() -> int:
     settings = config.load()
     var_dir = Path(settings["VAR_DIR"])
@@ -50,6 +82,7 @@ def main() -> int:
             env["REDIS_URL"] = redis_server.url
             print(f"Redis       {env['REDIS_URL']}  (data in {redis_server.data_dir})")
         python = sys.executable
+        children.extend(_start_local_networks(python, env))
         subprocess.run([python, "-m", "alembic", "upgrade", "head"], check=True, env=env)
         subprocess.run([python, "-m", "flask", "--app", "wsgi", "seed-demo"], check=True, env=env)
 

@@ -1,6 +1,6 @@
 """Every model, imported once so SQLAlchemy and Alembic see the whole schema."""
 
-from saas.channels.models import Channel, NetworkPause
+from saas.channels.models import Channel, MastodonApp, NetworkPause
 from saas.notifications.models import Notification
 from saas.posts.models import Post, PostTarget, PublishAttempt
 from saas.sandbox.models import SandboxAccount, SandboxIdempotencyKey, SandboxPost
@@ -9,6 +9,7 @@ from tenants.models import Invitation, Membership, Tenant, User, UserToken
 __all__ = [
     "Channel",
     "Invitation",
+    "MastodonApp",
     "Membership",
     "NetworkPause",
     "Notification",

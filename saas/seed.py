@@ -108,4 +108,5 @@ def describe(created: bool, base_url: str) -> str:
     for login in DEMO_LOGINS:
         lines.append(f"  {login.who:<16} {login.email:<28} {login.password:<22} ({login.workspace}, {login.role})")
     lines.append(f"Sandbox channels publish to {base_url}/sandbox/@bluebellbakery (and @harbordental, @coppercycles).")
+    lines.append('Channels → Connect Mastodon / Connect Bluesky offer the local fakes `make run` starts ("(local)").')
     return "\n".join(lines)

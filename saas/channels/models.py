@@ -7,6 +7,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
+from sqlalchemy.dialects.postgresql import JSONB
 
 from saas.db import Base, db_enum, utc_now_default
 from tenants.scoping import TenantScoped
@@ -40,6 +41,8 @@ class Channel(TenantScoped, Base):
     health_changed_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
     # Set from the network's rate-limit reset: the dispatcher leaves this channel alone until then.
     paused_until: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
+    # The account's own posting limits where the network has them (a Mastodon instance's max_characters...).
+    limits: so.Mapped[dict[str, int] | None] = so.mapped_column(JSONB)
     created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())
 
     def __repr__(self) -> str:
@@ -57,3 +60,20 @@ class NetworkPause(Base):
     network: so.Mapped[str] = so.mapped_column(sa.String(32), primary_key=True)
     until: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True))
     reason: so.Mapped[str] = so.mapped_column(sa.Text)
+
+
+class MastodonApp(Base):
+    """Multipost as registered with one Mastodon instance (POST /api/v1/apps), reused by every tenant there.
+
+    Global on purpose: the registration belongs to our application, not to a tenant. The client
+    secret is sealed like channel credentials, bound to the instance URL.
+    """
+
+    __tablename__ = "mastodon_apps"
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    instance_url: so.Mapped[str] = so.mapped_column(sa.String(255), unique=True)
+    redirect_uri: so.Mapped[str] = so.mapped_column(sa.String(1000))
+    client_id: so.Mapped[str] = so.mapped_column(sa.String(255))
+    client_secret_sealed: so.Mapped[str] = so.mapped_column(sa.Text)
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())

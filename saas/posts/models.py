@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -73,6 +74,17 @@ class Post(TenantScoped, Base):
     author_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     text: so.Mapped[str] = so.mapped_column(sa.Text)
     media_urls: so.Mapped[list[str]] = so.mapped_column(JSONB, default=list)
+    # Attachments with alt text: [{"source": url or path, "mime_type": "", "alt": ""}] (saas.posts.outbound).
+    media: so.Mapped[list[dict[str, str]]] = so.mapped_column(
+        JSONB, default=list, server_default=sa.text("'[]'::jsonb")
+    )
+    # Follow-up posts of a thread, in order: [{"text": "...", "media": [...]}]; empty for a single post.
+    thread: so.Mapped[list[dict[str, Any]]] = so.mapped_column(
+        JSONB, default=list, server_default=sa.text("'[]'::jsonb")
+    )
+    content_warning: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    visibility: so.Mapped[str | None] = so.mapped_column(sa.String(16))  # None: the account's default
+    language: so.Mapped[str | None] = so.mapped_column(sa.String(16))  # ISO 639-1
     revision: so.Mapped[int] = so.mapped_column(default=1)
     state: so.Mapped[PostState] = so.mapped_column(db_enum(PostState, "post_state"), default=PostState.DRAFT)
     # The moment in UTC, plus what the person chose: their zone and wall-clock time.

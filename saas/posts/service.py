@@ -98,7 +98,7 @@ def schedule_post(
     for channel in channels:
         if channel.health is not ChannelHealth.OK:
             raise ComposeError("channels", f"@{channel.handle} needs attention before it can publish: reconnect it.")
-        problems = publisher_for(channel.network).validate(OutboundPost(text=text))
+        problems = publisher_for(channel.network).validate(OutboundPost(text=text), channel.limits)
         if problems:
             raise ComposeError("text", f"For @{channel.handle}: " + " ".join(problems))
     scheduled_at = resolve_time(schedule, now)

@@ -43,6 +43,7 @@ from publishers.errors import (
 from saas.channels import service as channel_service
 from saas.channels.models import Channel, ChannelHealth, NetworkPause
 from saas.posts.models import AttemptOutcome, PostTarget, PublishAttempt, TargetState
+from saas.posts.outbound import outbound_post
 from saas.posts.service import settle_post, settle_post_by_id
 from saas.publishing import outcomes
 from saas.publishing.networks import publisher_for
@@ -311,7 +312,7 @@ def _start_attempts(tenant_id: int, target_ids: list[int], claim_token: str) -> 
                     attempt_id=attempt_ids[target.id],
                     channel_id=target.channel_id,
                     network=target.channel.network,
-                    post=OutboundPost(text=target.text, media_urls=tuple(target.post.media_urls)),
+                    post=outbound_post(target),
                     credentials=credentials,
                     idempotency_key=target.idempotency_key,
                     outcome_unknown_since=target.outcome_unknown_since,

@@ -1,19 +1,27 @@
-"""The workspace's channels: what is connected, its health, and the Sandbox connect."""
+"""The workspace's channels: what is connected, its health, and each network's connect flow."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
+from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask_login import login_required
 
+from publishers.errors import PublisherError
 from saas import db
+from saas.channels import bluesky as bluesky_connect
+from saas.channels import mastodon as mastodon_connect
 from saas.channels import service
 from saas.channels.models import Channel
 from saas.sandbox import connect as sandbox_connect
 from saas.security import TEAM_MANAGERS, require_role
-from saas.web.forms import ConfirmForm
+from saas.web.forms import BlueskyConnectForm, ConfirmForm, MastodonConnectForm
 
 bp = Blueprint("channels", __name__, url_prefix="/channels")
+# Mastodon registers one redirect URI per instance for every workspace, so the instance sends people
+# to this workspace-less address; it only forwards them to the workspace that started the sign-in.
+callbacks = Blueprint("channel_callbacks", __name__)
+PENDING_MASTODON = "mastodon_connect"
 
 
 @bp.get("")
@@ -45,6 +53,11 @@ def reconnect(channel_id: int) -> Any:
     channel = db.session.get(Channel, channel_id)
     if channel is None:
         abort(404)
+    if channel.network == "mastodon":
+        instance = (service.load_credentials(channel).extra.get("instance_url") or "").removeprefix("https://")
+        return redirect(url_for("workspace.channels.mastodon", instance=instance))
+    if channel.network == "bluesky":
+        return redirect(url_for("workspace.channels.bluesky", identifier=channel.handle))
     if channel.network != "sandbox":
         flash(f"Reconnecting {channel.network} channels arrives with that network's connect flow.", "error")
         return redirect(url_for("workspace.channels.index"))
@@ -52,3 +65,86 @@ def reconnect(channel_id: int) -> Any:
     db.session.commit()
     flash(f"@{channel.handle} is connected again. Blocked posts can now be tried again.", "success")
     return redirect(url_for("workspace.channels.index"))
+
+
+def _mastodon_redirect_uri() -> str:
+    return current_app.config["PUBLIC_BASE_URL"] + url_for("channel_callbacks.mastodon_callback")
+
+
+def _refused(network: str, message: str) -> Any:
+    return render_template("channels/connect_refused.html", network=network, message=message), 400
+
+
+@bp.route("/mastodon", methods=["GET", "POST"])
+@require_role(*TEAM_MANAGERS)
+def mastodon() -> Any:
+    form = MastodonConnectForm(data={"instance": request.args.get("instance", "")})
+    if form.validate_on_submit():
+        try:
+            url, pending = mastodon_connect.start(
+                db.session(), g.workspace.slug, form.instance.data or "", _mastodon_redirect_uri()
+            )
+        except (mastodon_connect.ConnectRefused, PublisherError) as exc:
+            form.instance.errors = [getattr(exc, "message", str(exc))]
+        else:
+            db.session.commit()  # the app registration, kept whether or not the person approves
+            session[PENDING_MASTODON] = pending.to_session()
+            return redirect(url)
+    status = 422 if form.errors else 200
+    return render_template("channels/mastodon.html", form=form, local=current_app.config["MASTODON_LOCAL_URL"]), status
+
+
+@bp.get("/mastodon/callback")
+@require_role(*TEAM_MANAGERS)
+def mastodon_finish() -> Any:
+    pending = mastodon_connect.Pending.from_session(session.pop(PENDING_MASTODON, None))
+    try:
+        channel = mastodon_connect.finish(
+            db.session(),
+            pending,
+            g.workspace.slug,
+            request.args.get("state", ""),
+            request.args.get("code", ""),
+            _mastodon_redirect_uri(),
+        )
+    except (mastodon_connect.ConnectRefused, PublisherError) as exc:
+        db.session.rollback()
+        return _refused("Mastodon", getattr(exc, "message", str(exc)))
+    db.session.commit()
+    flash(f"Connected the Mastodon account @{channel.handle}.", "success")
+    return redirect(url_for("workspace.channels.index"))
+
+
+@callbacks.get("/channels/mastodon/callback")
+@login_required
+def mastodon_callback() -> Any:
+    pending = mastodon_connect.Pending.from_session(session.get(PENDING_MASTODON))
+    if pending is None:
+        session.pop(PENDING_MASTODON, None)
+        message = "This sign-in did not start here, or it was already used. Start again from the Channels page."
+        return _refused("Mastodon", message)
+    args = {k: v for k, v in request.args.items() if k in ("code", "state", "error")}
+    return redirect(url_for("workspace.channels.mastodon_finish", slug=pending.workspace, **args))
+
+
+@bp.route("/bluesky", methods=["GET", "POST"])
+@require_role(*TEAM_MANAGERS)
+def bluesky() -> Any:
+    form = BlueskyConnectForm(
+        data={"identifier": request.args.get("identifier", ""), "pds_url": bluesky_connect.default_pds()}
+    )
+    if form.validate_on_submit():
+        try:
+            channel = bluesky_connect.connect(
+                db.session(), form.identifier.data or "", form.app_password.data or "", form.pds_url.data or ""
+            )
+        except PublisherError as exc:
+            db.session.rollback()
+            form.app_password.errors = [exc.message]
+        else:
+            db.session.commit()
+            flash(f"Connected the Bluesky account @{channel.handle}.", "success")
+            return redirect(url_for("workspace.channels.index"))
+    status = 422 if form.errors else 200
+    local = current_app.config["BLUESKY_LOCAL_PDS_URL"]
+    return render_template("channels/bluesky.html", form=form, local=local), status

@@ -189,3 +189,39 @@ class MarkPublishedForm(FlaskForm):
             URL(message="Enter a full link."),
         ],
     )
+
+
+def _address_field(label: str, missing: str, description: str = "", **render_kw: str) -> StringField:
+    """A required one-line field of at most 255 characters: a server address or a handle."""
+    return StringField(
+        label,
+        validators=[InputRequired(missing), Length(max=255, message="Use at most 255 characters.")],
+        description=description,
+        render_kw={"maxlength": 255, **render_kw},
+    )
+
+
+class MastodonConnectForm(FlaskForm):
+    instance = _address_field(
+        "Your Mastodon server",
+        "Enter your server's address.",
+        "The address after the second @ in your handle, like mastodon.social.",
+        placeholder="mastodon.social",
+        autocomplete="url",
+    )
+
+
+class BlueskyConnectForm(FlaskForm):
+    identifier = _address_field(
+        "Handle or DID", "Enter your Bluesky handle.", placeholder="yourname.bsky.social", autocomplete="username"
+    )
+    app_password = PasswordField(
+        "App password",
+        validators=[InputRequired("Enter an app password."), Length(max=64, message="Use at most 64 characters.")],
+        description="Create one in Bluesky under Settings → Privacy and security → App passwords. "
+        "Never your main password. We keep only the session it opens, not the password.",
+        render_kw={"autocomplete": "off"},
+    )
+    pds_url = _address_field(
+        "Server (PDS)", "Enter the server's address.", "Leave as it is unless you host your own Bluesky server."
+    )

@@ -39,7 +39,6 @@ import dataclasses
 import itertools
 import math
 import secrets
-import signal
 import sys
 import threading
 from collections import Counter
@@ -48,7 +47,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import unquote
 
-from tests.fakes.server import FakeRequest, FakeResponse, FakeServer, json_response
+from tests.fakes.server import FakeRequest, FakeResponse, FakeServer, json_response, serve_until_stopped
 
 MAX_TEXT_LENGTH = 500
 MAX_MEDIA = 4
@@ -547,14 +546,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         account_limit=RateLimit(args.account_limit, window),
         app_limit=RateLimit(args.app_limit, window),
     )
-    done = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: done.set())
-    with network:
-        print(network.base_url, flush=True)
-        while not done.wait(0.5):
-            pass
-    return 0
+    return serve_until_stopped(network)
 
 
 if __name__ == "__main__":

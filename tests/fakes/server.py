@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import json
+import signal
 import socket
 import sys
 import threading
@@ -43,6 +44,8 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from email import policy as email_policy
+from email.parser import BytesParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -78,17 +81,66 @@ class FakeRequest:
         """The body parsed as application/x-www-form-urlencoded (first value of each field)."""
         return dict(parse_qsl(self.body.decode("utf-8", errors="replace"), keep_blank_values=True))
 
+    def multipart(self) -> dict[str, MultipartField]:
+        """The body parsed as multipart/form-data, by field name (the last of repeated names wins)."""
+        content_type = self.header("content-type")
+        if not content_type.lower().startswith("multipart/form-data"):
+            raise ValueError("not multipart/form-data")
+        message = BytesParser(policy=email_policy.HTTP).parsebytes(
+            f"Content-Type: {content_type}\r\n\r\n".encode("latin-1") + self.body
+        )
+        if not message.is_multipart():
+            raise ValueError("multipart body without parts")
+        fields: dict[str, MultipartField] = {}
+        for part in message.iter_parts():
+            name = part.get_param("name", header="content-disposition")
+            if not isinstance(name, str):
+                continue
+            payload = part.get_payload(decode=True)
+            fields[name] = MultipartField(
+                name=name,
+                data=payload if isinstance(payload, bytes) else b"",
+                filename=part.get_filename(),
+                content_type=part.get_content_type() if part.get("content-type") else None,
+            )
+        return fields
+
     def parsed_body(self) -> Any:
-        """What the journal records: JSON, a form, text, or None for an empty body."""
+        """What the journal records: JSON, a form, multipart fields (files by size), text, or None for no body."""
         if not self.body:
             return None
         content_type = self.header("content-type").lower()
         if "application/x-www-form-urlencoded" in content_type:
             return self.form()
+        if content_type.startswith("multipart/form-data"):
+            try:
+                return {name: f.summary() for name, f in self.multipart().items()}
+            except ValueError:
+                return {"unparseable_multipart_bytes": len(self.body)}
+        if content_type.startswith(("image/", "video/", "application/octet-stream")):
+            return {"content_type": content_type, "bytes": len(self.body)}
         try:
             return self.json()
         except ValueError:
             return self.body.decode("utf-8", errors="replace")
+
+
+@dataclasses.dataclass(frozen=True)
+class MultipartField:
+    name: str
+    data: bytes
+    filename: str | None = None
+    content_type: str | None = None
+
+    @property
+    def text(self) -> str:
+        return self.data.decode("utf-8", errors="replace")
+
+    def summary(self) -> Any:
+        """A file as its name, type and size (never the bytes); a plain field as its text."""
+        if self.filename is None:
+            return self.text
+        return {"filename": self.filename, "content_type": self.content_type, "bytes": len(self.data)}
 
 
 @dataclasses.dataclass
@@ -705,3 +757,15 @@ class FakeServer:
             self.journal.clear()
             return json_response(200, {"total": 0})
         return None
+
+
+def serve_until_stopped(fake: FakeServer) -> int:
+    """Start the fake, print its base URL on the first line of stdout, serve until SIGTERM/SIGINT."""
+    done = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: done.set())
+    with fake:
+        print(fake.base_url, flush=True)
+        while not done.wait(0.5):
+            pass
+    return 0
