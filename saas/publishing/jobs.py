@@ -347,6 +347,9 @@ def _resolve_unknown(publisher: Publisher, started: Started) -> PublishResult:
     """An earlier attempt may have gone out. Publish again only where the network can tell."""
     assert started.outcome_unknown_since is not None
     caps = publisher.capabilities
+    if caps.idempotency == "record_key":
+        # The adapter looks for each part's record key before creating it: a second post cannot happen.
+        return _publish_refreshing_once(publisher, started)
     if (
         caps.idempotency == "key"
         and caps.idempotency_window is not None
@@ -354,13 +357,14 @@ def _resolve_unknown(publisher: Publisher, started: Started) -> PublishResult:
     ):
         # Same key within the network's window: it returns the earlier post instead of a second one.
         return _publish_refreshing_once(publisher, started)
+    since = started.outcome_unknown_since - READBACK_SLACK
     try:
-        found = publisher.find_published(
-            started.post,
-            started.credentials,
-            started.idempotency_key,
-            since=started.outcome_unknown_since - READBACK_SLACK,
-        )
+        try:
+            found = publisher.find_published(started.post, started.credentials, started.idempotency_key, since=since)
+        except AuthExpired:
+            fresh = publisher.refresh(started.credentials)
+            _save_credentials(started, fresh)
+            found = publisher.find_published(started.post, fresh, started.idempotency_key, since=since)
     except PublisherError as exc:
         raise Unconfirmed(
             f"An earlier attempt may have published this post, and {caps.display_name} could not be checked "

@@ -220,6 +220,26 @@ def test_bluesky_commit_then_drop_leaves_one_record_and_ends_published(pipeline,
     assert "nothing was posted twice" in target.attempts[-1].message
 
 
+def test_bluesky_unknown_outcome_with_nothing_created_is_published_on_the_next_try(pipeline, bluesky):
+    tenant, owner = make_workspace()
+    channel = connect_bluesky(tenant, bluesky, "flaky.bsky.test")
+    # The server failed after receiving the write: it may or may not have acted (here it had not).
+    bluesky.controls.add_fault("status", method="POST", path=CREATE_RECORD, status=502, body={"error": "BadGateway"})
+    pipeline.schedule(tenant, owner, [channel], "Second time lucky")
+
+    pipeline.run_once()
+    [target] = pipeline.targets(tenant)
+    assert target.outcome_unknown_since is not None and target.state is TargetState.SCHEDULED
+    pipeline.make_due_now(tenant)
+    pipeline.run_once()
+
+    [target] = pipeline.targets(tenant)
+    assert target.state is TargetState.PUBLISHED  # not `unconfirmed`: the record key makes a second post impossible
+    [record] = bluesky.records()
+    assert target.remote_id == record.uri
+    assert len(bluesky.journal.entries("POST", CREATE_RECORD)) == 2
+
+
 def test_bluesky_token_expiring_mid_run_is_refreshed_once_and_saved(pipeline, bluesky):
     tenant, owner = make_workspace()
     channel = connect_bluesky(tenant, bluesky, "stale.bsky.test")

@@ -153,6 +153,30 @@ def test_unknown_outcome_past_the_key_window_is_read_back(pipeline, network):
     assert len(network.posts()) == 1
 
 
+def test_read_back_with_an_expired_token_refreshes_it_once_and_finds_the_post(pipeline, network):
+    tenant, owner = make_workspace()
+    channel = pipeline.connect(tenant, "stale-readback")
+    network.controls.add_fault("commit_then_drop", method="POST", path="/api/v1/posts")
+    pipeline.schedule(tenant, owner, [channel], "Read me back later")
+    pipeline.run_once()
+    _age_unknown_outcome(tenant)
+    network.forget_idempotency_keys()
+    [target] = pipeline.targets(tenant)
+    with app_context(), tenant_session(tenant.id) as session:
+        from saas.channels import service as channel_service
+        from saas.channels.models import Channel
+
+        old = channel_service.load_credentials(session.get(Channel, channel.id))
+    network.expire_token(old.access_token)
+
+    pipeline.run_once()
+    [target] = pipeline.targets(tenant)
+    assert target.state is TargetState.PUBLISHED
+    assert target.remote_id == network.posts()[0].id
+    assert len(network.posts()) == 1
+    assert len(network.journal.entries("POST", "/oauth/token")) == 1
+
+
 def test_unknown_outcome_that_cannot_be_checked_becomes_unconfirmed_and_tells_people_once(pipeline, network, outbox):
     tenant, owner = make_workspace()
     channel = pipeline.connect(tenant, "murky")
