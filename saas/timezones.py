@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import zoneinfo
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import cache
 
 
@@ -32,23 +32,75 @@ def format_local(moment: datetime | None, zone: str) -> str:
 
 
 class LocalTimeError(ValueError):
-    """A wall-clock time that does not exist in the zone (the hour skipped when clocks go forward)."""
+    """A wall-clock time that does not exist in the zone (the hour skipped when clocks go forward).
+
+    `alternatives` are the nearest wall-clock times that do exist: the last minute
+    before the jump and the first minute after it.
+    """
+
+    def __init__(self, message: str, alternatives: tuple[datetime, ...] = ()) -> None:
+        super().__init__(message)
+        self.alternatives = alternatives
 
 
-def to_utc(local: datetime, zone: str) -> datetime:
+class AmbiguousTimeError(ValueError):
+    """A wall-clock time that happens twice (clocks going back): the person must say which.
+
+    `choices` are the two UTC moments, earlier first (fold=0, then fold=1).
+    """
+
+    def __init__(self, message: str, choices: tuple[datetime, datetime]) -> None:
+        super().__init__(message)
+        self.choices = choices
+
+
+def _round_trips(local: datetime, tz: zoneinfo.ZoneInfo, fold: int) -> bool:
+    aware = local.replace(tzinfo=tz, fold=fold)
+    return aware.astimezone(UTC).astimezone(tz).replace(tzinfo=None) == local
+
+
+def is_ambiguous(local: datetime, zone: str) -> bool:
+    tz = zoneinfo.ZoneInfo(zone)
+    return local.replace(tzinfo=tz, fold=0).utcoffset() != local.replace(tzinfo=tz, fold=1).utcoffset()
+
+
+def _gap_edges(local: datetime, tz: zoneinfo.ZoneInfo) -> tuple[datetime, datetime]:
+    """The last existing minute before a skipped `local` and the first one after it."""
+    before = local
+    while not _round_trips(before, tz, 0):
+        before -= timedelta(minutes=1)
+    after = local
+    while not _round_trips(after, tz, 0):
+        after += timedelta(minutes=1)
+    return before, after
+
+
+def to_utc(local: datetime, zone: str, fold: int | None = 0) -> datetime:
     """The UTC moment of a wall-clock time in `zone`.
 
-    A time skipped by a daylight-saving jump is refused; a time that happens twice
-    (clocks going back) means the first of the two (fold=0).
+    A time skipped by a daylight-saving jump raises LocalTimeError with the nearest
+    valid times. A time that happens twice (clocks going back) means the first of
+    the two when `fold` is 0, the second when 1, and raises AmbiguousTimeError when
+    `fold` is None (the person has not said which yet).
     """
     if local.tzinfo is not None:
         raise ValueError("expected a wall-clock time without a zone")
     tz = zoneinfo.ZoneInfo(zone)
-    aware = local.replace(tzinfo=tz, fold=0)
-    moment = aware.astimezone(UTC)
-    if moment.astimezone(tz).replace(tzinfo=None) != local:
+    if not _round_trips(local, tz, 0):
+        before, after = _gap_edges(local, tz)
         raise LocalTimeError(
             f"{local:%H:%M} does not exist on {local:%-d %b %Y} in {zone}: the clocks skip that hour. "
-            "Pick another time."
+            f"Pick another time, for example {before:%H:%M} or {after:%H:%M}.",
+            (before, after),
         )
-    return moment
+    if is_ambiguous(local, zone):
+        first = local.replace(tzinfo=tz, fold=0)
+        second = local.replace(tzinfo=tz, fold=1)
+        if fold is None:
+            raise AmbiguousTimeError(
+                f"{local:%H:%M} happens twice on {local:%-d %b %Y} in {zone} (the clocks go back): "
+                f"choose {first.tzname()} (the first) or {second.tzname()} (the second).",
+                (first.astimezone(UTC), second.astimezone(UTC)),
+            )
+        return (second if fold else first).astimezone(UTC)
+    return local.replace(tzinfo=tz).astimezone(UTC)

@@ -8,7 +8,7 @@ from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 
 from saas.channels.models import Channel
 from saas.db import Base, db_enum, utc_now_default
@@ -86,6 +86,18 @@ class Post(TenantScoped, Base):
     visibility: so.Mapped[str | None] = so.mapped_column(sa.String(16))  # None: the account's default
     language: so.Mapped[str | None] = so.mapped_column(sa.String(16))  # ISO 639-1
     revision: so.Mapped[int] = so.mapped_column(default=1)
+    # Composer extras (issue 5): labels to filter the calendar by, notes only the team sees, and a
+    # first comment kept with the post.
+    tags: so.Mapped[list[str]] = so.mapped_column(
+        ARRAY(sa.String(40)), default=list, server_default=sa.text("'{}'::varchar[]")
+    )
+    notes: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    first_comment: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    # A draft has no targets yet (a target is what the dispatcher publishes), so the chosen channels and
+    # their overrides wait here: [{"channel_id": 1, "text_override": "..." or null}].
+    draft_targets: so.Mapped[list[dict[str, Any]]] = so.mapped_column(
+        JSONB, default=list, server_default=sa.text("'[]'::jsonb")
+    )
     state: so.Mapped[PostState] = so.mapped_column(db_enum(PostState, "post_state"), default=PostState.DRAFT)
     # The moment in UTC, plus what the person chose: their zone and wall-clock time.
     scheduled_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
