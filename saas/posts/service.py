@@ -7,13 +7,14 @@ here, so edits, cancels and a Redis wipe can neither lose nor duplicate a post.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from publishers.base import OutboundPost
+from publishers.base import OutboundPost, ThreadPart
 from saas import timezones
 from saas.channels.models import Channel, ChannelHealth
 from saas.posts.models import FINAL_TARGET_STATES, Post, PostState, PostTarget, TargetState
@@ -21,15 +22,30 @@ from saas.publishing.networks import publisher_for
 
 MAX_TEXT = 10_000  # beyond any network's limit; each channel's own limit is checked too
 MAX_AHEAD = timedelta(days=730)
+MAX_TAG = 40
+
+
+@dataclass(frozen=True)
+class TimeChoice:
+    """A time the person can pick instead of the one refused: shown as a button beside the error."""
+
+    label: str
+    local_time: datetime | None  # None with publish_now
+    fold: int = 0
+    publish_now: bool = False
 
 
 class ComposeError(ValueError):
-    """Input that cannot be scheduled; `field` names the form field to show it next to."""
+    """Input that cannot be scheduled; `field` names the form field to show it next to.
 
-    def __init__(self, field: str, message: str) -> None:
+    `choices` offer valid times instead of a refused one (DST gap, ambiguous hour, past time).
+    """
+
+    def __init__(self, field: str, message: str, choices: tuple[TimeChoice, ...] = ()) -> None:
         super().__init__(message)
         self.field = field
         self.message = message
+        self.choices = choices
 
 
 class TargetActionError(ValueError):
@@ -41,6 +57,19 @@ class Schedule:
     publish_now: bool
     local_time: datetime | None  # wall-clock time in `timezone`, naive
     timezone: str
+    # Which of a twice-happening wall time (clocks going back): 0 the first, 1 the second, None not said yet.
+    fold: int | None = None
+
+
+@dataclass(frozen=True)
+class Extras:
+    """What the composer adds to the base text: per-channel overrides, a thread, tags, notes, a first comment."""
+
+    overrides: Mapping[int, str] = field(default_factory=dict)  # channel id → its own text
+    thread: tuple[str, ...] = ()  # follow-up parts after the base text
+    tags: tuple[str, ...] = ()
+    notes: str = ""
+    first_comment: str = ""
 
 
 def utcnow() -> datetime:
@@ -51,27 +80,91 @@ def new_idempotency_key() -> str:
     return uuid.uuid4().hex
 
 
+def local_moment(schedule: Schedule) -> datetime:
+    """The UTC moment of the schedule's wall time, or ComposeError offering valid times instead."""
+    assert schedule.local_time is not None
+    if not timezones.is_timezone(schedule.timezone):
+        raise ComposeError("when", f"Unknown time zone {schedule.timezone!r}.")
+    try:
+        return timezones.to_utc(schedule.local_time, schedule.timezone, schedule.fold)
+    except timezones.LocalTimeError as exc:
+        choices = tuple(TimeChoice(f"{t:%H:%M} {schedule.timezone}", t) for t in exc.alternatives)
+        raise ComposeError("when", str(exc), choices) from None
+    except timezones.AmbiguousTimeError as exc:
+        zone = schedule.timezone
+        choices = tuple(
+            TimeChoice(
+                f"{schedule.local_time:%H:%M} {timezones.to_local(moment, zone).tzname()} ({label})",
+                schedule.local_time,
+                fold,
+            )
+            for fold, (moment, label) in enumerate(zip(exc.choices, ("first", "second"), strict=True))
+        )
+        raise ComposeError("when", str(exc), choices) from None
+
+
 def resolve_time(schedule: Schedule, now: datetime) -> datetime:
     """The UTC moment the post should go out, or ComposeError."""
     if schedule.publish_now:
         return now
     if schedule.local_time is None:
         raise ComposeError("when", "Choose a date and time, or pick “Publish now”.")
-    if not timezones.is_timezone(schedule.timezone):
-        raise ComposeError("when", f"Unknown time zone {schedule.timezone!r}.")
-    try:
-        moment = timezones.to_utc(schedule.local_time, schedule.timezone)
-    except timezones.LocalTimeError as exc:
-        raise ComposeError("when", str(exc)) from None
+    moment = local_moment(schedule)
     if moment <= now:
         raise ComposeError(
             "when",
             f"{schedule.local_time:%-d %b %Y, %H:%M} in {schedule.timezone} has already passed. "
             "Pick a later time or choose “Publish now”.",
+            (TimeChoice("Publish now", None, publish_now=True),),
         )
     if moment > now + MAX_AHEAD:
         raise ComposeError("when", "Posts can be scheduled up to two years ahead.")
     return moment
+
+
+def _clean_extras(extras: Extras) -> Extras:
+    tags = tuple(dict.fromkeys(t.strip().lower() for t in extras.tags if t.strip()))
+    for tag in tags:
+        if len(tag) > MAX_TAG:
+            raise ComposeError("tags", f"Keep each tag to {MAX_TAG} characters; “{tag[:20]}…” is longer.")
+    overrides = {cid: text.strip() for cid, text in extras.overrides.items() if text and text.strip()}
+    thread = tuple(part.strip() for part in extras.thread if part.strip())
+    return Extras(overrides, thread, tags, extras.notes.strip(), extras.first_comment.strip())
+
+
+def _channels(session: so.Session, channel_ids: list[int]) -> list[Channel]:
+    channels = list(session.scalars(sa.select(Channel).where(Channel.id.in_(channel_ids))))
+    if len(channels) != len(set(channel_ids)):
+        raise ComposeError("channels", "One of the chosen channels no longer exists. Reload the page.")
+    return sorted(channels, key=lambda c: c.id)
+
+
+def check_channel_text(channel: Channel, text: str, extras: Extras) -> None:
+    """The network's own rules for this channel's version of the post: ComposeError naming channel and limit."""
+    post = OutboundPost(text=text, thread=tuple(ThreadPart(part) for part in extras.thread))
+    problems = publisher_for(channel.network).validate(post, channel.limits)
+    if problems:
+        where = f"override-{channel.id}" if channel.id in extras.overrides else "text"
+        raise ComposeError(where, f"For @{channel.handle}: " + " ".join(problems))
+
+
+def _editable(session: so.Session, post_id: int) -> Post:
+    post = session.scalar(
+        sa.select(Post).where(Post.id == post_id).options(so.selectinload(Post.targets)).with_for_update()
+    )
+    if post is None:
+        raise LookupError(post_id)
+    if any(t.state is not TargetState.SCHEDULED or t.attempt_count for t in post.targets):
+        raise ComposeError("text", "This post is already being published or has been, so it can no longer be edited.")
+    return post
+
+
+def _fill(post: Post, text: str, extras: Extras) -> None:
+    post.text = text
+    post.thread = [{"text": part} for part in extras.thread]
+    post.tags = list(extras.tags)
+    post.notes = extras.notes or None
+    post.first_comment = extras.first_comment or None
 
 
 def schedule_post(
@@ -82,9 +175,16 @@ def schedule_post(
     channel_ids: list[int],
     schedule: Schedule,
     now: datetime | None = None,
+    extras: Extras | None = None,
+    post_id: int | None = None,
 ) -> Post:
-    """Validate and create a scheduled post with one target per channel."""
+    """Validate and create (or, with `post_id`, replace) a scheduled post with one target per channel.
+
+    The one entry point that checks a post may go out: text by each channel's own network rules, the
+    channels, the time. `post_id` schedules an existing draft or edits a post nothing was sent for yet.
+    """
     now = now or utcnow()
+    extras = _clean_extras(extras or Extras())
     text = text.strip()
     if not text:
         raise ComposeError("text", "Write the text of the post.")
@@ -92,38 +192,78 @@ def schedule_post(
         raise ComposeError("text", f"Use at most {MAX_TEXT:,} characters.")
     if not channel_ids:
         raise ComposeError("channels", "Choose at least one channel.")
-    channels = list(session.scalars(sa.select(Channel).where(Channel.id.in_(channel_ids))))
-    if len(channels) != len(set(channel_ids)):
-        raise ComposeError("channels", "One of the chosen channels no longer exists. Reload the page.")
+    channels = _channels(session, channel_ids)
     for channel in channels:
         if channel.health is not ChannelHealth.OK:
             raise ComposeError("channels", f"@{channel.handle} needs attention before it can publish: reconnect it.")
-        problems = publisher_for(channel.network).validate(OutboundPost(text=text), channel.limits)
-        if problems:
-            raise ComposeError("text", f"For @{channel.handle}: " + " ".join(problems))
+        check_channel_text(channel, extras.overrides.get(channel.id, text), extras)
     scheduled_at = resolve_time(schedule, now)
-    post = Post(
-        author_id=author_id,
-        text=text,
-        media_urls=[],
-        state=PostState.SCHEDULED,
-        scheduled_at=scheduled_at,
-        timezone=schedule.timezone,
-        local_time=schedule.local_time,
-    )
-    session.add(post)
+    if post_id is None:
+        post = Post(author_id=author_id, media_urls=[])
+        session.add(post)
+    else:
+        post = _editable(session, post_id)
+        for target in post.targets:
+            session.delete(target)
+        post.revision += 1
+    _fill(post, text, extras)
+    post.state = PostState.SCHEDULED
+    post.scheduled_at = scheduled_at
+    post.timezone = schedule.timezone
+    post.local_time = None if schedule.publish_now else schedule.local_time
+    post.draft_targets = []
     session.flush()
-    for channel in sorted(channels, key=lambda c: c.id):
+    for channel in channels:
         session.add(
             PostTarget(
                 post_id=post.id,
                 channel_id=channel.id,
+                text_override=extras.overrides.get(channel.id),
                 scheduled_at=scheduled_at,
                 due_at=scheduled_at,
                 idempotency_key=new_idempotency_key(),
             )
         )
     session.flush()
+    session.expire(post, ["targets"])
+    return post
+
+
+def save_draft(
+    session: so.Session,
+    *,
+    author_id: int,
+    text: str,
+    channel_ids: list[int],
+    schedule: Schedule,
+    extras: Extras | None = None,
+    post_id: int | None = None,
+) -> Post:
+    """Keep whatever is written so far: no target is created, so nothing can go out.
+
+    Only what would lose data is refused (a channel of another workspace, a time that does not exist).
+    """
+    extras = _clean_extras(extras or Extras())
+    text = text.strip()
+    if len(text) > MAX_TEXT:
+        raise ComposeError("text", f"Use at most {MAX_TEXT:,} characters.")
+    channels = _channels(session, channel_ids)
+    moment = local_moment(schedule) if schedule.local_time is not None and not schedule.publish_now else None
+    if post_id is None:
+        post = Post(author_id=author_id, media_urls=[])
+        session.add(post)
+    else:
+        post = _editable(session, post_id)
+        for target in post.targets:
+            session.delete(target)
+    _fill(post, text, extras)
+    post.state = PostState.DRAFT
+    post.scheduled_at = moment
+    post.timezone = schedule.timezone
+    post.local_time = schedule.local_time if moment else None
+    post.draft_targets = [{"channel_id": c.id, "text_override": extras.overrides.get(c.id)} for c in channels]
+    session.flush()
+    session.expire(post, ["targets"])
     return post
 
 
@@ -257,3 +397,92 @@ def mark_published(session: so.Session, post_id: int, target_id: int, url: str |
     target.last_error = None
     settle_post(target.post)
     return target
+
+
+class PostActionError(ValueError):
+    """The post-level action does not apply in the post's current state; the message says why."""
+
+
+def _locked_post(session: so.Session, post_id: int) -> Post | None:
+    return session.scalar(
+        sa.select(Post).where(Post.id == post_id).options(so.selectinload(Post.targets)).with_for_update()
+    )
+
+
+def reschedule(session: so.Session, post_id: int, schedule: Schedule, now: datetime | None = None) -> Post | None:
+    """Move a post (and its targets still waiting) to a new wall time; targets already in flight or done stay."""
+    post = _locked_post(session, post_id)
+    if post is None:
+        return None
+    waiting = [t for t in post.targets if t.state in (TargetState.SCHEDULED, TargetState.BLOCKED)]
+    if post.targets and not waiting:
+        raise PostActionError("Nothing of this post is waiting to go out, so there is nothing to move.")
+    if post.state is PostState.DRAFT:
+        moment = local_moment(schedule) if schedule.local_time is not None else None
+    else:
+        moment = resolve_time(schedule, now or utcnow())
+    post.scheduled_at = moment
+    post.timezone = schedule.timezone
+    post.local_time = schedule.local_time
+    for target in waiting:
+        # Locked with the post: a dispatcher claiming it waits, then sees the new due time.
+        target.scheduled_at = target.due_at = moment or target.scheduled_at
+    session.flush()
+    return post
+
+
+def duplicate(session: so.Session, post_id: int, author_id: int) -> Post | None:
+    """A new draft with the same content, channels and overrides, and no time: nothing goes out twice by accident."""
+    source = session.scalar(sa.select(Post).where(Post.id == post_id).options(so.selectinload(Post.targets)))
+    if source is None:
+        return None
+    drafts = [{"channel_id": t.channel_id, "text_override": t.text_override} for t in source.targets]
+    copy = Post(
+        author_id=author_id,
+        text=source.text,
+        media_urls=list(source.media_urls or []),
+        media=list(source.media or []),
+        thread=list(source.thread or []),
+        content_warning=source.content_warning,
+        visibility=source.visibility,
+        language=source.language,
+        tags=list(source.tags or []),
+        notes=source.notes,
+        first_comment=source.first_comment,
+        state=PostState.DRAFT,
+        timezone=source.timezone,
+        draft_targets=drafts or list(source.draft_targets or []),
+    )
+    session.add(copy)
+    session.flush()
+    return copy
+
+
+def cancel_post(session: so.Session, post_id: int) -> Post | None:
+    """Cancel every target still waiting; what is in flight or done is left as it is."""
+    post = _locked_post(session, post_id)
+    if post is None:
+        return None
+    waiting = [t for t in post.targets if t.state in (TargetState.SCHEDULED, TargetState.BLOCKED)]
+    if not waiting:
+        raise PostActionError("Nothing of this post is waiting to go out, so there is nothing to cancel.")
+    for target in waiting:
+        target.state = TargetState.CANCELED
+    settle_post(post)
+    return post
+
+
+def delete_post(session: so.Session, post_id: int) -> Post | None:
+    """Delete the post and its history here. Refused while a target is being published (its outcome is open).
+
+    A post already live stays on the network: this removes our record of it only.
+    """
+    post = _locked_post(session, post_id)
+    if post is None:
+        return None
+    if any(t.state in (TargetState.QUEUED, TargetState.PUBLISHING) for t in post.targets):
+        raise PostActionError("It is being published right now. Wait a moment, then delete it.")
+    # Targets and attempts go with it by the foreign keys' ON DELETE CASCADE.
+    session.execute(sa.delete(Post).where(Post.id == post_id), execution_options={"synchronize_session": False})
+    session.expunge(post)
+    return post

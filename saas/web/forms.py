@@ -7,6 +7,7 @@ from wtforms import (
     BooleanField,
     DateField,
     EmailField,
+    HiddenField,
     PasswordField,
     SelectField,
     SelectMultipleField,
@@ -164,13 +165,13 @@ class ConfirmForm(FlaskForm):
 class ComposeForm(FlaskForm):
     text = TextAreaField(
         "Text",
-        validators=[DataRequired("Write the text of the post.")],
+        validators=[Optional()],  # a draft may be empty; scheduling checks it (saas.posts.service)
         render_kw={"rows": 6, "data-counter": "true"},
     )
     channels = SelectMultipleField(
         "Channels",
         coerce=int,
-        validators=[DataRequired("Choose at least one channel.")],
+        validators=[Optional()],  # a draft may have none; scheduling checks it (saas.posts.service)
         widget=ListWidget(prefix_label=False),
         option_widget=CheckboxInput(),
         validate_choice=False,  # checked against the workspace's channels by the service
@@ -178,6 +179,33 @@ class ComposeForm(FlaskForm):
     publish_now = BooleanField("Publish now")
     date = DateField("Date", validators=[Optional()])
     time = TimeField("Time", validators=[Optional()])
+    # Which of a twice-happening hour (clocks going back); empty until the person is asked.
+    fold = HiddenField()
+    thread = TextAreaField(
+        "Thread",
+        description="Follow-up posts, for networks that take threads. Separate the posts with a line of ---.",
+        render_kw={"rows": 3},
+    )
+    first_comment = TextAreaField("First comment", validators=[Length(max=10_000)], render_kw={"rows": 2})
+    tags = StringField(
+        "Tags", description="Separated by commas, to filter the calendar by.", validators=[Length(max=1000)]
+    )
+    notes = TextAreaField(
+        "Internal notes",
+        description="Only your team sees these; they are never published.",
+        validators=[Length(max=10_000)],
+        render_kw={"rows": 2},
+    )
+
+
+class MoveForm(FlaskForm):
+    date = DateField("Date", validators=[InputRequired("Choose a date.")])
+    time = TimeField("Time", validators=[InputRequired("Choose a time.")])
+    fold = SelectField(
+        "Which one (the hour happens twice)",
+        choices=[SelectChoice("", "—"), SelectChoice("0", "The first"), SelectChoice("1", "The second")],
+        validate_choice=False,  # anything else means "not said": the service asks again
+    )
 
 
 class MarkPublishedForm(FlaskForm):

@@ -5,16 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
 
+from publishers import capabilities
 from saas import db
-from saas.channels import service as channel_service
-from saas.channels.models import ChannelHealth
-from saas.posts import service
-from saas.posts.service import ComposeError, Schedule, TargetActionError
+from saas.posts import counting, service
+from saas.posts.models import Post, PostState, TargetState
+from saas.posts.service import ComposeError, PostActionError, Schedule, TargetActionError
 from saas.security import require_role
-from saas.web.forms import ComposeForm, ConfirmForm, MarkPublishedForm
+from saas.web import composer
+from saas.web.forms import ConfirmForm, MarkPublishedForm, MoveForm
 from tenants.models import Role
 
 bp = Blueprint("posts", __name__, url_prefix="/posts")
@@ -36,40 +37,73 @@ def index() -> Any:
     )
 
 
-def _compose_form() -> ComposeForm:
-    form = ComposeForm()
-    usable = [c for c in channel_service.channels(db.session()) if c.health is ChannelHealth.OK]
-    form.channels.choices = [(c.id, f"{c.display_name} (@{c.handle}, {c.network})") for c in usable]
-    return form
-
-
 @bp.route("/new", methods=["GET", "POST"])
 @require_role(*PUBLISHERS_ROLES)
 def new() -> Any:
-    form = _compose_form()
+    return _compose(None)
+
+
+@bp.route("/<int:post_id>/edit", methods=["GET", "POST"])
+@require_role(*PUBLISHERS_ROLES)
+def edit(post_id: int) -> Any:
+    post = service.post_with_history(db.session(), post_id)
+    if post is None:
+        abort(404)
+    return _compose(post)
+
+
+def _compose(post: Post | None) -> Any:
+    form, channels = composer.compose_form(post)
+    overrides = composer.overrides_of(post) if request.method == "GET" else composer.posted_overrides()
     zone = g.workspace.timezone
+    error: ComposeError | None = None
     if form.validate_on_submit():
-        local_time = None
-        if not form.publish_now.data and form.date.data and form.time.data:
-            local_time = datetime.combine(form.date.data, form.time.data)
+        save = service.save_draft if request.form.get("action") == "draft" else service.schedule_post
         try:
-            post = service.schedule_post(
+            saved = save(
                 db.session(),
                 author_id=current_user.id,
-                text=form.text.data,
-                channel_ids=form.channels.data,
-                schedule=Schedule(publish_now=bool(form.publish_now.data), local_time=local_time, timezone=zone),
+                text=form.text.data or "",
+                channel_ids=form.channels.data or [],
+                schedule=composer.schedule_from(form),
+                extras=composer.extras_from(form),
+                post_id=post.id if post else None,
             )
         except ComposeError as exc:
             db.session.rollback()
-            field = {"when": form.date, "channels": form.channels}.get(exc.field, form.text)
-            field.errors = [*field.errors, exc.message]  # type: ignore[assignment]
+            error = exc
+            if not exc.field.startswith("override-"):
+                field = composer.form_field_for(form, exc.field)
+                field.errors = [*field.errors, exc.message]
         else:
             db.session.commit()
-            flash("Publishing now." if form.publish_now.data else "Scheduled.", "success")
-            return redirect(url_for("workspace.posts.detail", post_id=post.id))
+            if saved.state is PostState.DRAFT:
+                flash("Draft saved. Nothing goes out until you schedule it.", "success")
+            else:
+                flash("Publishing now." if saved.scheduled_at and saved.local_time is None else "Scheduled.", "success")
+            return redirect(url_for("workspace.posts.detail", post_id=saved.id))
     status = 422 if request.method == "POST" else 200
-    return render_template("posts/new.html", form=form, zone=zone), status
+    return render_template(
+        "posts/new.html",
+        form=form,
+        post=post,
+        channels=channels,
+        overrides=overrides,
+        error=error,
+        zone=zone,
+        networks={c.network: capabilities.for_network(c.network) for c in channels},
+    ), status
+
+
+@bp.post("/count")
+@require_role(*PUBLISHERS_ROLES)
+def count() -> Any:
+    """Each chosen channel's length by its network's own rule: the composer's live counter asks here."""
+    body = request.get_json(silent=True) or {}
+    text = str(body.get("text") or "")
+    overrides = {int(k): str(v) for k, v in (body.get("overrides") or {}).items() if str(k).isdigit() and v}
+    channel_ids = [int(i) for i in body.get("channels") or [] if str(i).isdigit()]
+    return jsonify(counting.channel_counts(db.session(), channel_ids, text, overrides))
 
 
 @bp.get("/<int:post_id>")
@@ -83,6 +117,9 @@ def detail(post_id: int) -> Any:
         confirm=ConfirmForm(formdata=None),
         mark_form=MarkPublishedForm(formdata=None),
         can_publish=g.workspace.role in PUBLISHERS_ROLES,
+        editable=all(t.state is TargetState.SCHEDULED and not t.attempt_count for t in post.targets),
+        waiting=any(t.state in (TargetState.SCHEDULED, TargetState.BLOCKED) for t in post.targets),
+        published=any(t.state is TargetState.PUBLISHED for t in post.targets),
     )
 
 
@@ -125,4 +162,82 @@ def mark_published(post_id: int, target_id: int) -> Any:
         abort(404)
     db.session.commit()
     flash("Marked as published.", "success")
+    return redirect(url_for("workspace.posts.detail", post_id=post_id))
+
+
+@bp.route("/<int:post_id>/move", methods=["GET", "POST"])
+@require_role(*PUBLISHERS_ROLES)
+def move(post_id: int) -> Any:
+    """Reschedule to another wall time: the calendar's drag and drop posts here, and so does the move dialog."""
+    post = service.post_with_history(db.session(), post_id)
+    if post is None:
+        abort(404)
+    wants_json = request.accept_mimetypes.best == "application/json"
+    form = MoveForm(formdata=None if request.method == "GET" else request.form)
+    if request.method == "GET" and post.local_time is not None:
+        form.date.data, form.time.data = post.local_time.date(), post.local_time.time()
+    error: ComposeError | None = None
+    if form.validate_on_submit():
+        fold = int(form.fold.data) if form.fold.data in ("0", "1") else None
+        local = datetime.combine(form.date.data, form.time.data)
+        schedule = Schedule(
+            publish_now=False, local_time=local, timezone=post.timezone or g.workspace.timezone, fold=fold
+        )
+        try:
+            service.reschedule(db.session(), post_id, schedule)
+        except (ComposeError, PostActionError) as exc:
+            db.session.rollback()
+            error = exc if isinstance(exc, ComposeError) else ComposeError("when", str(exc))
+            form.date.errors = [*form.date.errors, error.message]  # type: ignore[assignment]
+        else:
+            db.session.commit()
+            message = f"Moved to {local:%-d %b %Y, %H:%M} {schedule.timezone}."
+            if wants_json:
+                return jsonify({"ok": True, "message": message})
+            flash(message, "success")
+            back = request.form.get("next", "")
+            # Only a path on this site: never an open redirect.
+            if not back.startswith("/") or back.startswith("//"):
+                back = url_for("workspace.posts.detail", post_id=post_id)
+            return redirect(back)
+    if request.method == "POST" and wants_json:
+        problems = [e for errors in form.errors.values() for e in errors]
+        return jsonify({"ok": False, "message": " ".join(problems) or "Please try again."}), 422
+    status = 422 if request.method == "POST" else 200
+    return render_template("posts/move.html", post=post, form=form, error=error), status
+
+
+POST_ACTIONS = {
+    "cancel": (service.cancel_post, "Canceled: nothing more of this post goes out."),
+    "delete": (service.delete_post, "Deleted. Anything already live stays on the networks."),
+}
+
+
+@bp.post("/<int:post_id>/<action>")
+@require_role(*PUBLISHERS_ROLES)
+def post_action(post_id: int, action: str) -> Any:
+    if action not in (*POST_ACTIONS, "duplicate"):
+        abort(404)
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    if action == "duplicate":
+        copy = service.duplicate(db.session(), post_id, current_user.id)
+        if copy is None:
+            abort(404)
+        db.session.commit()
+        flash("Duplicated as a draft: choose a time and schedule it.", "success")
+        return redirect(url_for("workspace.posts.edit", post_id=copy.id))
+    act, done = POST_ACTIONS[action]
+    try:
+        post = act(db.session(), post_id)
+    except PostActionError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("workspace.posts.detail", post_id=post_id))
+    if post is None:
+        abort(404)
+    db.session.commit()
+    flash(done, "success")
+    if action == "delete":
+        return redirect(url_for("workspace.calendar"))
     return redirect(url_for("workspace.posts.detail", post_id=post_id))

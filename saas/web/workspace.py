@@ -23,11 +23,6 @@ bp = Blueprint("workspace", __name__, url_prefix="/w/<slug>")
 # Pages whose capability arrives with a later part of the product: they show
 # what will live there instead of a blank page.
 COMING_PAGES = {
-    "calendar": (
-        "Calendar",
-        "Your scheduled and published posts, day by day, in the workspace's time zone.",
-        "Nothing is scheduled yet.",
-    ),
     "approvals": (
         "Approvals",
         "Posts waiting for a reviewer's approval, and the ones sent back with changes.",
@@ -97,7 +92,10 @@ def settings() -> Any:
 
 
 # Sections of the workspace, nested so they share its slug handling and tenant binding.
-from saas.web import channels, notifications, posts, team  # noqa: E402
+from saas.web import calendar, channels, notifications, posts, team  # noqa: E402
+
+bp.add_url_rule("/calendar", "calendar", calendar.page, methods=["GET"])
+bp.add_url_rule("/calendar/events", "calendar_events", calendar.events, methods=["GET"])
 
 for _section in (team, posts, channels, notifications):
     bp.register_blueprint(_section.bp)

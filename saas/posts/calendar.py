@@ -1,0 +1,171 @@
+"""What the calendar shows: the posts of one time window, read through the (tenant_id, scheduled_at) index.
+
+Only the visible window is read, and only the columns a calendar cell needs, so a
+workspace with tens of thousands of posts costs what its visible month costs.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from saas import timezones
+from saas.channels.models import Channel
+from saas.posts.models import Post, PostState, PostTarget, TargetState
+
+# The states a calendar entry is colored by: the post's own, except that a target needing a person wins.
+DISPLAY_STATES = (
+    "draft",
+    "in_review",
+    "changes_requested",
+    "approved",
+    "scheduled",
+    "published",
+    "partially_published",
+    "failed",
+    "unconfirmed",
+    "blocked",
+    "canceled",
+)
+SNIPPET = 140
+MAX_WINDOW = timedelta(days=92)
+
+
+@dataclass(frozen=True)
+class Filters:
+    channel_id: int | None = None
+    state: str | None = None
+    tag: str | None = None
+    author_id: int | None = None
+
+
+@dataclass(frozen=True)
+class Entry:
+    post_id: int
+    snippet: str
+    state: str
+    scheduled_at: datetime | None
+    local: datetime | None  # the moment in the calendar's zone
+    tags: tuple[str, ...]
+    author_id: int | None
+    channels: tuple[str, ...] = field(default=())  # handles
+
+
+def day_start(day: date, zone: str) -> datetime:
+    """The UTC moment a local day begins (where midnight is skipped, the first minute that exists)."""
+    try:
+        return timezones.to_utc(datetime.combine(day, time()), zone, fold=0)
+    except timezones.LocalTimeError as exc:
+        return timezones.to_utc(exc.alternatives[-1], zone, fold=0)
+
+
+def display_state(post_state: PostState, target_states: set[TargetState]) -> str:
+    if TargetState.UNCONFIRMED in target_states:
+        return "unconfirmed"
+    if TargetState.BLOCKED in target_states and post_state is not PostState.CANCELED:
+        return "blocked"
+    return post_state.value
+
+
+def window(
+    session: so.Session, start: date, end: date, zone: str, filters: Filters = Filters(), limit: int = 5000
+) -> list[Entry]:
+    """Posts scheduled from local day `start` up to (not including) local day `end`, in time order."""
+    if end - start > MAX_WINDOW:
+        end = start + MAX_WINDOW
+    query = (
+        sa.select(
+            Post.id,
+            sa.func.substr(Post.text, 1, SNIPPET),
+            Post.state,
+            Post.scheduled_at,
+            Post.tags,
+            Post.author_id,
+        )
+        .where(Post.scheduled_at >= day_start(start, zone), Post.scheduled_at < day_start(end, zone))
+        .order_by(Post.scheduled_at, Post.id)
+        .limit(limit)
+    )
+    return _entries(session, _filtered(query, filters), zone, filters)
+
+
+def unscheduled_drafts(session: so.Session, filters: Filters = Filters(), limit: int = 50) -> list[Entry]:
+    query = (
+        sa.select(
+            Post.id, sa.func.substr(Post.text, 1, SNIPPET), Post.state, Post.scheduled_at, Post.tags, Post.author_id
+        )
+        .where(Post.scheduled_at.is_(None), Post.state == PostState.DRAFT)
+        .order_by(Post.updated_at.desc())
+        .limit(limit)
+    )
+    return _entries(session, _filtered(query, filters), "UTC", filters)
+
+
+def _filtered(query: sa.Select[tuple], filters: Filters) -> sa.Select[tuple]:
+    if filters.channel_id is not None:
+        on_target = (
+            sa.select(PostTarget.id)
+            .where(PostTarget.post_id == Post.id, PostTarget.channel_id == filters.channel_id)
+            .exists()
+        )
+        in_draft = Post.draft_targets.contains([{"channel_id": filters.channel_id}])
+        query = query.where(sa.or_(on_target, in_draft))
+    if filters.tag:
+        query = query.where(Post.tags.any(filters.tag.strip().lower()))
+    if filters.author_id is not None:
+        query = query.where(Post.author_id == filters.author_id)
+    return query
+
+
+def _entries(session: so.Session, query: sa.Select[tuple], zone: str, filters: Filters) -> list[Entry]:
+    rows = session.execute(query).all()
+    ids = [r[0] for r in rows]
+    handles: dict[int, list[str]] = defaultdict(list)
+    states: dict[int, set[TargetState]] = defaultdict(set)
+    if ids:
+        targets = session.execute(
+            sa.select(PostTarget.post_id, PostTarget.state, Channel.handle)
+            .join(Channel, Channel.id == PostTarget.channel_id)
+            .where(PostTarget.post_id.in_(ids))
+            .order_by(PostTarget.post_id, PostTarget.id)
+        )
+        for post_id, state, handle in targets:
+            handles[post_id].append(handle)
+            states[post_id].add(state)
+    tz = zoneinfo.ZoneInfo(zone)
+    entries = []
+    for post_id, snippet, post_state, scheduled_at, tags, author_id in rows:
+        state = display_state(post_state, states[post_id])
+        if filters.state and state != filters.state:
+            continue
+        entries.append(
+            Entry(
+                post_id=post_id,
+                snippet=snippet,
+                state=state,
+                scheduled_at=scheduled_at,
+                local=scheduled_at.astimezone(tz) if scheduled_at else None,
+                tags=tuple(tags or ()),
+                author_id=author_id,
+                channels=tuple(handles[post_id]),
+            )
+        )
+    return entries
+
+
+def month_grid(month: date) -> list[list[date]]:
+    """The weeks (Monday first) that cover `month`, as rows of seven days."""
+    first = month.replace(day=1)
+    start = first - timedelta(days=first.weekday())
+    next_month = (first + timedelta(days=32)).replace(day=1)
+    weeks = []
+    day = start
+    while day < next_month:
+        weeks.append([day + timedelta(days=i) for i in range(7)])
+        day += timedelta(days=7)
+    return weeks

@@ -1,0 +1,128 @@
+"""The content calendar: month, week and list views of one window, filtered, in the workspace's time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from flask import g, jsonify, render_template, request
+
+from saas import db, timezones
+from saas.channels import service as channel_service
+from saas.posts import calendar
+from saas.posts.calendar import Filters
+from saas.web.forms import ConfirmForm
+from tenants import service as tenant_service
+
+VIEWS = ("month", "week", "list")
+
+
+def _date_arg(name: str, default: date) -> date:
+    try:
+        return date.fromisoformat(request.args.get(name, ""))
+    except ValueError:
+        return default
+
+
+def _int_arg(name: str) -> int | None:
+    value = request.args.get(name, "")
+    return int(value) if value.isdigit() else None
+
+
+def _filters() -> Filters:
+    state = request.args.get("state") or None
+    return Filters(
+        channel_id=_int_arg("channel"),
+        state=state if state in calendar.DISPLAY_STATES else None,
+        tag=(request.args.get("tag") or "").strip() or None,
+        author_id=_int_arg("author"),
+    )
+
+
+def _today(zone: str) -> date:
+    return timezones.to_local(datetime.now(UTC), zone).date()
+
+
+def window_of(view: str, zone: str) -> tuple[date, date, date]:
+    """(anchor, first day, day after the last) of the visible window."""
+    today = _today(zone)
+    anchor = _date_arg("date", today)
+    if view == "month":
+        weeks = calendar.month_grid(anchor)
+        return anchor, weeks[0][0], weeks[-1][-1] + timedelta(days=1)
+    if view == "week":
+        start = anchor - timedelta(days=anchor.weekday())
+        return anchor, start, start + timedelta(days=7)
+    start = _date_arg("from", anchor)
+    end = _date_arg("to", start + timedelta(days=30))
+    return anchor, start, max(end, start + timedelta(days=1))
+
+
+def page() -> Any:
+    zone = g.workspace.timezone
+    view = request.args.get("view", "month")
+    view = view if view in VIEWS else "month"
+    anchor, start, end = window_of(view, zone)
+    filters = _filters()
+    session = db.session()
+    entries = calendar.window(session, start, end, zone, filters)
+    by_day: dict[date, list[calendar.Entry]] = {}
+    for entry in entries:
+        if entry.local is not None:
+            by_day.setdefault(entry.local.date(), []).append(entry)
+    if view == "month":
+        first = anchor.replace(day=1)
+        previous, following = first - timedelta(days=1), first + timedelta(days=32)
+        weeks = calendar.month_grid(anchor)
+    else:
+        step = timedelta(days=7) if view == "week" else (end - start)
+        previous, following = anchor - step, anchor + step
+        weeks = [[start + timedelta(days=i) for i in range(7)]] if view == "week" else []
+    members = tenant_service.members(session)
+    return render_template(
+        "calendar/index.html",
+        view=view,
+        zone=zone,
+        anchor=anchor,
+        start=start,
+        end=end,
+        last=end - timedelta(days=1),
+        weeks=weeks,
+        by_day=by_day,
+        entries=entries,
+        drafts=calendar.unscheduled_drafts(session, filters),
+        previous=previous,
+        following=following,
+        today=_today(zone),
+        filters=filters,
+        channels=channel_service.channels(session),
+        authors={m.user_id: m.user.name for m in members},
+        states=calendar.DISPLAY_STATES,
+        confirm=ConfirmForm(formdata=None),
+    )
+
+
+def events() -> Any:
+    """The list API: the window's posts as JSON (the calendar's data without the page)."""
+    zone = g.workspace.timezone
+    _anchor, start, end = window_of("list", zone)
+    entries = calendar.window(db.session(), start, end, zone, _filters())
+    return jsonify(
+        {
+            "timezone": zone,
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "posts": [
+                {
+                    "id": e.post_id,
+                    "text": e.snippet,
+                    "state": e.state,
+                    "scheduled_at": e.scheduled_at.isoformat() if e.scheduled_at else None,
+                    "local_time": e.local.strftime("%Y-%m-%dT%H:%M") if e.local else None,
+                    "channels": list(e.channels),
+                    "tags": list(e.tags),
+                }
+                for e in entries
+            ],
+        }
+    )

@@ -1,0 +1,108 @@
+"""The composer's request side: read the form into service inputs, fill the form back from a post."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from flask import g, request
+
+from saas import db
+from saas.channels import service as channel_service
+from saas.channels.models import Channel, ChannelHealth
+from saas.posts.models import Post
+from saas.posts.service import Extras, Schedule
+from saas.web.forms import ComposeForm
+
+THREAD_SEPARATOR = "---"
+
+
+def compose_form(post: Post | None = None) -> tuple[ComposeForm, list[Channel]]:
+    """The form with the workspace's usable channels as choices (pre-filled from `post` on GET)."""
+    form = ComposeForm(formdata=None if request.method == "GET" else request.form)
+    usable = [c for c in channel_service.channels(db.session()) if c.health is ChannelHealth.OK]
+    form.channels.choices = [(c.id, f"{c.display_name} (@{c.handle}, {c.network})") for c in usable]
+    if post is not None and request.method == "GET":
+        _fill_from(form, post)
+    return form, usable
+
+
+def _fill_from(form: ComposeForm, post: Post) -> None:
+    form.text.data = post.text
+    form.channels.data = [t.channel_id for t in post.targets] or [int(d["channel_id"]) for d in post.draft_targets]
+    if post.local_time is not None:
+        form.date.data = post.local_time.date()
+        form.time.data = post.local_time.time()
+    form.thread.data = f"\n{THREAD_SEPARATOR}\n".join(str(part.get("text") or "") for part in post.thread or ())
+    form.first_comment.data = post.first_comment or ""
+    form.tags.data = ", ".join(post.tags or ())
+    form.notes.data = post.notes or ""
+
+
+def overrides_of(post: Post | None) -> dict[int, str]:
+    if post is None:
+        return {}
+    if post.targets:
+        return {t.channel_id: t.text_override for t in post.targets if t.text_override}
+    return {int(d["channel_id"]): str(d["text_override"]) for d in post.draft_targets if d.get("text_override")}
+
+
+def posted_overrides() -> dict[int, str]:
+    """`override-<channel id>` fields: each channel's own text (an empty one means "use the base text")."""
+    overrides = {}
+    for name, value in request.form.items():
+        prefix, _, channel_id = name.partition("-")
+        if prefix == "override" and channel_id.isdigit() and value.strip():
+            overrides[int(channel_id)] = value
+    return overrides
+
+
+def extras_from(form: ComposeForm) -> Extras:
+    thread = [part for part in _split_thread(form.thread.data or "")]
+    return Extras(
+        overrides=posted_overrides(),
+        thread=tuple(thread),
+        tags=tuple((form.tags.data or "").split(",")),
+        notes=form.notes.data or "",
+        first_comment=form.first_comment.data or "",
+    )
+
+
+def _split_thread(text: str) -> list[str]:
+    parts, current = [], []
+    for line in text.splitlines():
+        if line.strip() == THREAD_SEPARATOR:
+            parts.append("\n".join(current))
+            current = []
+        else:
+            current.append(line)
+    parts.append("\n".join(current))
+    return [p.strip() for p in parts if p.strip()]
+
+
+def schedule_from(form: ComposeForm) -> Schedule:
+    """The chosen time, after any offered choice the person clicked (`choice` = "now" or "<iso>|<fold>")."""
+    zone = g.workspace.timezone
+    choice = request.form.get("choice", "")
+    # The fields take the chosen value too, so a re-shown form (another error) keeps it.
+    if choice == "now":
+        form.publish_now.data = True
+    elif choice:
+        iso, _, fold = choice.partition("|")
+        try:
+            chosen = datetime.fromisoformat(iso)
+        except ValueError:
+            chosen = None  # a tampered choice: the fields stand
+        if chosen is not None:
+            form.date.data, form.time.data = chosen.date(), chosen.time()
+            form.fold.data = "1" if fold == "1" else "0"
+    local_time = None
+    if form.date.data and form.time.data:
+        local_time = datetime.combine(form.date.data, form.time.data)
+    fold = int(form.fold.data) if form.fold.data in ("0", "1") else None
+    return Schedule(publish_now=bool(form.publish_now.data), local_time=local_time, timezone=zone, fold=fold)
+
+
+def form_field_for(form: ComposeForm, name: str) -> Any:
+    """The form field a ComposeError's `field` names (overrides are shown by the template itself)."""
+    return {"when": form.date, "channels": form.channels, "tags": form.tags}.get(name, form.text)
