@@ -116,7 +116,7 @@ def _filtered(query: sa.Select[tuple], filters: Filters) -> sa.Select[tuple]:
         in_draft = Post.draft_targets.contains([{"channel_id": filters.channel_id}])
         query = query.where(sa.or_(on_target, in_draft))
     if filters.tag:
-        query = query.where(Post.tags.any(filters.tag.strip().lower()))
+        query = query.where(sa.literal(filters.tag.strip().lower()) == sa.any_(Post.tags))
     if filters.author_id is not None:
         query = query.where(Post.author_id == filters.author_id)
     return query
