@@ -1,8 +1,10 @@
 """Every model, imported once so SQLAlchemy and Alembic see the whole schema."""
 
 from saas.channels.models import Channel, MastodonApp, NetworkPause
+from saas.media.models import MediaItem
 from saas.notifications.models import Notification
 from saas.posts.models import Post, PostTarget, PublishAttempt
+from saas.posts.queue import PostingSlot
 from saas.sandbox.models import SandboxAccount, SandboxIdempotencyKey, SandboxPost
 from tenants.models import Invitation, Membership, Tenant, User, UserToken
 
@@ -10,11 +12,13 @@ __all__ = [
     "Channel",
     "Invitation",
     "MastodonApp",
+    "MediaItem",
     "Membership",
     "NetworkPause",
     "Notification",
     "Post",
     "PostTarget",
+    "PostingSlot",
     "PublishAttempt",
     "SandboxAccount",
     "SandboxIdempotencyKey",

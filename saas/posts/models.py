@@ -68,6 +68,7 @@ class Post(TenantScoped, Base):
     __table_args__ = (
         sa.UniqueConstraint("tenant_id", "id"),
         sa.Index("ix_posts_tenant_scheduled_at", "tenant_id", "scheduled_at"),
+        sa.Index("ix_posts_tenant_series", "tenant_id", "series_id", postgresql_where=sa.text("series_id IS NOT NULL")),
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
@@ -98,6 +99,11 @@ class Post(TenantScoped, Base):
     draft_targets: so.Mapped[list[dict[str, Any]]] = so.mapped_column(
         JSONB, default=list, server_default=sa.text("'[]'::jsonb")
     )
+    # A repeating post (saas.posts.recurrence): the rule, the series' first post, and which occurrence this is.
+    # Only one occurrence of a series exists ahead of time; the next is made when this one is due.
+    recurrence: so.Mapped[dict[str, Any] | None] = so.mapped_column(JSONB)
+    series_id: so.Mapped[int | None]
+    occurrence_no: so.Mapped[int | None]
     state: so.Mapped[PostState] = so.mapped_column(db_enum(PostState, "post_state"), default=PostState.DRAFT)
     # The moment in UTC, plus what the person chose: their zone and wall-clock time.
     scheduled_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
@@ -138,6 +144,8 @@ class PostTarget(TenantScoped, Base):
     post_id: so.Mapped[int]
     channel_id: so.Mapped[int]
     text_override: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    # This channel's own attachments (same shape as Post.media); None: the post's media.
+    media_override: so.Mapped[list[dict[str, str]] | None] = so.mapped_column(JSONB)
     state: so.Mapped[TargetState] = so.mapped_column(
         db_enum(TargetState, "target_state"), default=TargetState.SCHEDULED
     )

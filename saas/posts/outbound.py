@@ -17,7 +17,7 @@ def outbound_post(target: PostTarget) -> OutboundPost:
     return OutboundPost(
         text=target.text,
         media_urls=tuple(post.media_urls or ()),
-        media=_media(post.media),
+        media=_media(target.media_override if target.media_override is not None else post.media),
         thread=tuple(ThreadPart(str(part.get("text") or ""), _media(part.get("media"))) for part in post.thread or ()),
         content_warning=post.content_warning or None,
         visibility=_visibility(post.visibility),

@@ -20,6 +20,8 @@ from saas.channels.models import Channel, ChannelHealth
 from saas.posts.models import FINAL_TARGET_STATES, Post, PostState, PostTarget, TargetState
 from saas.publishing.networks import publisher_for
 
+# Why a paused channel's target is blocked (saas.posts.queue matches on it to release them).
+PAUSED_REASON = "The channel is paused: this post waits until someone resumes it."
 MAX_TEXT = 10_000  # beyond any network's limit; each channel's own limit is checked too
 MAX_AHEAD = timedelta(days=730)
 MAX_TAG = 40
@@ -219,6 +221,9 @@ def schedule_post(
                 post_id=post.id,
                 channel_id=channel.id,
                 text_override=extras.overrides.get(channel.id),
+                # A channel paused by a person holds its posts (saas.posts.queue.pause).
+                state=TargetState.BLOCKED if channel.paused_at else TargetState.SCHEDULED,
+                last_error=PAUSED_REASON if channel.paused_at else None,
                 scheduled_at=scheduled_at,
                 due_at=scheduled_at,
                 idempotency_key=new_idempotency_key(),
