@@ -14,9 +14,11 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from publishers.base import OutboundPost, ThreadPart
+from publishers.base import Media, OutboundPost, ThreadPart
 from saas import timezones
 from saas.channels.models import Channel, ChannelHealth
+from saas.media import service as media_service
+from saas.media.models import MediaItem
 from saas.posts.models import FINAL_TARGET_STATES, Post, PostState, PostTarget, TargetState
 from saas.publishing.networks import publisher_for
 
@@ -72,6 +74,8 @@ class Extras:
     tags: tuple[str, ...] = ()
     notes: str = ""
     first_comment: str = ""
+    media_ids: tuple[int, ...] = ()  # from the workspace's media library, in order
+    media_overrides: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # channel id → its own media
 
 
 def utcnow() -> datetime:
@@ -131,7 +135,28 @@ def _clean_extras(extras: Extras) -> Extras:
             raise ComposeError("tags", f"Keep each tag to {MAX_TAG} characters; “{tag[:20]}…” is longer.")
     overrides = {cid: text.strip() for cid, text in extras.overrides.items() if text and text.strip()}
     thread = tuple(part.strip() for part in extras.thread if part.strip())
-    return Extras(overrides, thread, tags, extras.notes.strip(), extras.first_comment.strip())
+    return Extras(
+        overrides,
+        thread,
+        tags,
+        extras.notes.strip(),
+        extras.first_comment.strip(),
+        tuple(dict.fromkeys(extras.media_ids)),
+        {cid: tuple(dict.fromkeys(ids)) for cid, ids in extras.media_overrides.items()},
+    )
+
+
+def _media(session: so.Session, extras: Extras) -> dict[int, MediaItem]:
+    """Every library item the post or a channel uses, by id; ComposeError if one is not (or no longer) there."""
+    wanted = list(dict.fromkeys([*extras.media_ids, *(i for ids in extras.media_overrides.values() for i in ids)]))
+    found = {m.id: m for m in media_service.by_ids(session, wanted)}
+    if len(found) != len(wanted):
+        raise ComposeError("media", "One of the chosen media files is no longer in the library. Choose again.")
+    return found
+
+
+def _attachments(ids: tuple[int, ...], items: Mapping[int, MediaItem]) -> list[dict[str, str]]:
+    return [media_service.attachment(items[i]) for i in ids]
 
 
 def _channels(session: so.Session, channel_ids: list[int]) -> list[Channel]:
@@ -141,10 +166,21 @@ def _channels(session: so.Session, channel_ids: list[int]) -> list[Channel]:
     return sorted(channels, key=lambda c: c.id)
 
 
-def check_channel_text(channel: Channel, text: str, extras: Extras) -> None:
+def check_channel(channel: Channel, text: str, extras: Extras, items: Mapping[int, MediaItem]) -> None:
     """The network's own rules for this channel's version of the post: ComposeError naming channel and limit."""
-    post = OutboundPost(text=text, thread=tuple(ThreadPart(part) for part in extras.thread))
-    problems = publisher_for(channel.network).validate(post, channel.limits)
+    ids = extras.media_overrides.get(channel.id, extras.media_ids)
+    media = tuple(Media(source=str(i), mime_type=items[i].mime_type) for i in ids)
+    post = OutboundPost(text=text, media=media, thread=tuple(ThreadPart(part) for part in extras.thread))
+    publisher = publisher_for(channel.network)
+    problems = publisher.validate(post, channel.limits)
+    caps = publisher.capabilities_for(channel.limits)
+    for item in (items[i] for i in ids):
+        limit = caps.max_video_bytes if item.is_video else caps.max_image_bytes
+        if item.size_bytes > limit:
+            problems.append(
+                f"{caps.display_name} takes {'videos' if item.is_video else 'images'} up to "
+                f"{limit / 1e6:.0f} MB; {item.filename} is {item.size_bytes / 1e6:.1f} MB."
+            )
     if problems:
         where = f"override-{channel.id}" if channel.id in extras.overrides else "text"
         raise ComposeError(where, f"For @{channel.handle}: " + " ".join(problems))
@@ -161,8 +197,9 @@ def _editable(session: so.Session, post_id: int) -> Post:
     return post
 
 
-def _fill(post: Post, text: str, extras: Extras) -> None:
+def _fill(post: Post, text: str, extras: Extras, items: Mapping[int, MediaItem]) -> None:
     post.text = text
+    post.media = _attachments(extras.media_ids, items)
     post.thread = [{"text": part} for part in extras.thread]
     post.tags = list(extras.tags)
     post.notes = extras.notes or None
@@ -195,10 +232,11 @@ def schedule_post(
     if not channel_ids:
         raise ComposeError("channels", "Choose at least one channel.")
     channels = _channels(session, channel_ids)
+    items = _media(session, extras)
     for channel in channels:
         if channel.health is not ChannelHealth.OK:
             raise ComposeError("channels", f"@{channel.handle} needs attention before it can publish: reconnect it.")
-        check_channel_text(channel, extras.overrides.get(channel.id, text), extras)
+        check_channel(channel, extras.overrides.get(channel.id, text), extras, items)
     scheduled_at = resolve_time(schedule, now)
     if post_id is None:
         post = Post(author_id=author_id, media_urls=[])
@@ -208,7 +246,7 @@ def schedule_post(
         for target in post.targets:
             session.delete(target)
         post.revision += 1
-    _fill(post, text, extras)
+    _fill(post, text, extras, items)
     post.state = PostState.SCHEDULED
     post.scheduled_at = scheduled_at
     post.timezone = schedule.timezone
@@ -221,6 +259,9 @@ def schedule_post(
                 post_id=post.id,
                 channel_id=channel.id,
                 text_override=extras.overrides.get(channel.id),
+                media_override=_attachments(extras.media_overrides[channel.id], items)
+                if channel.id in extras.media_overrides
+                else None,
                 # A channel paused by a person holds its posts (saas.posts.queue.pause).
                 state=TargetState.BLOCKED if channel.paused_at else TargetState.SCHEDULED,
                 last_error=PAUSED_REASON if channel.paused_at else None,
@@ -253,6 +294,7 @@ def save_draft(
     if len(text) > MAX_TEXT:
         raise ComposeError("text", f"Use at most {MAX_TEXT:,} characters.")
     channels = _channels(session, channel_ids)
+    items = _media(session, extras)
     moment = local_moment(schedule) if schedule.local_time is not None and not schedule.publish_now else None
     if post_id is None:
         post = Post(author_id=author_id, media_urls=[])
@@ -261,12 +303,19 @@ def save_draft(
         post = _editable(session, post_id)
         for target in post.targets:
             session.delete(target)
-    _fill(post, text, extras)
+    _fill(post, text, extras, items)
     post.state = PostState.DRAFT
     post.scheduled_at = moment
     post.timezone = schedule.timezone
     post.local_time = schedule.local_time if moment else None
-    post.draft_targets = [{"channel_id": c.id, "text_override": extras.overrides.get(c.id)} for c in channels]
+    post.draft_targets = [
+        {
+            "channel_id": c.id,
+            "text_override": extras.overrides.get(c.id),
+            **({"media_ids": list(extras.media_overrides[c.id])} if c.id in extras.media_overrides else {}),
+        }
+        for c in channels
+    ]
     session.flush()
     session.expire(post, ["targets"])
     return post
@@ -441,7 +490,18 @@ def duplicate(session: so.Session, post_id: int, author_id: int) -> Post | None:
     source = session.scalar(sa.select(Post).where(Post.id == post_id).options(so.selectinload(Post.targets)))
     if source is None:
         return None
-    drafts = [{"channel_id": t.channel_id, "text_override": t.text_override} for t in source.targets]
+    drafts = [
+        {
+            "channel_id": t.channel_id,
+            "text_override": t.text_override,
+            **(
+                {"media_ids": [int(m["media_id"]) for m in t.media_override if m.get("media_id")]}
+                if t.media_override is not None
+                else {}
+            ),
+        }
+        for t in source.targets
+    ]
     copy = Post(
         author_id=author_id,
         text=source.text,

@@ -57,9 +57,41 @@ def posted_overrides() -> dict[int, str]:
     return overrides
 
 
+def _ids(values: list[str]) -> tuple[int, ...]:
+    return tuple(int(v) for v in values if v.isdigit())
+
+
+def posted_media() -> tuple[tuple[int, ...], dict[int, tuple[int, ...]]]:
+    """The post's chosen media, and each channel's own (`own-media-<id>` ticked, then `media-<id>` choices)."""
+    overrides = {}
+    for name in request.form:
+        prefix, _, channel_id = name.rpartition("-")
+        if prefix == "own-media" and channel_id.isdigit():
+            overrides[int(channel_id)] = _ids(request.form.getlist(f"media-{channel_id}"))
+    return _ids(request.form.getlist("media")), overrides
+
+
+def media_of(post: Post | None) -> tuple[tuple[int, ...], dict[int, tuple[int, ...]]]:
+    if post is None:
+        return (), {}
+    base = _ids([str(m.get("media_id", "")) for m in post.media or ()])
+    if post.targets:
+        own = {
+            t.channel_id: _ids([str(m.get("media_id", "")) for m in t.media_override])
+            for t in post.targets
+            if t.media_override is not None
+        }
+    else:
+        own = {int(d["channel_id"]): tuple(d["media_ids"]) for d in post.draft_targets if "media_ids" in d}
+    return base, own
+
+
 def extras_from(form: ComposeForm) -> Extras:
     thread = [part for part in _split_thread(form.thread.data or "")]
+    media_ids, media_overrides = posted_media()
     return Extras(
+        media_ids=media_ids,
+        media_overrides=media_overrides,
         overrides=posted_overrides(),
         thread=tuple(thread),
         tags=tuple((form.tags.data or "").split(",")),

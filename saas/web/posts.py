@@ -10,6 +10,7 @@ from flask_login import current_user
 
 from publishers import capabilities
 from saas import db
+from saas.media import service as media_service
 from saas.posts import counting, service
 from saas.posts.models import Post, PostState, TargetState
 from saas.posts.service import ComposeError, PostActionError, Schedule, TargetActionError
@@ -55,6 +56,7 @@ def edit(post_id: int) -> Any:
 def _compose(post: Post | None) -> Any:
     form, channels = composer.compose_form(post)
     overrides = composer.overrides_of(post) if request.method == "GET" else composer.posted_overrides()
+    media_ids, media_overrides = composer.media_of(post) if request.method == "GET" else composer.posted_media()
     zone = g.workspace.timezone
     error: ComposeError | None = None
     if form.validate_on_submit():
@@ -89,6 +91,9 @@ def _compose(post: Post | None) -> Any:
         post=post,
         channels=channels,
         overrides=overrides,
+        library=media_service.library(db.session()),
+        media_ids=media_ids,
+        media_overrides=media_overrides,
         error=error,
         zone=zone,
         networks={c.network: capabilities.for_network(c.network) for c in channels},

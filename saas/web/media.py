@@ -1,0 +1,88 @@
+"""The media library: upload, list, alt text, and the files themselves (only to members of the workspace)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, send_file, url_for
+from flask_login import current_user
+
+from saas import db
+from saas.media import service
+from saas.media.service import MediaError
+from saas.media.storage import storage
+from saas.security import require_role
+from saas.web.forms import ConfirmForm
+from tenants.models import Role
+
+bp = Blueprint("media", __name__, url_prefix="/media")
+
+EDITORS = (Role.OWNER, Role.ADMIN, Role.EDITOR)
+
+
+@bp.get("")
+def index() -> Any:
+    return render_template(
+        "media/index.html",
+        items=service.library(db.session()),
+        can_edit=g.workspace.role in EDITORS,
+        confirm=ConfirmForm(formdata=None),
+    )
+
+
+@bp.post("")
+@require_role(*EDITORS)
+def upload() -> Any:
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    files = [f for f in request.files.getlist("files") if f and f.filename]
+    if not files:
+        flash("Choose one or more files to upload.", "error")
+        return redirect(url_for("workspace.media.index"))
+    alt = request.form.get("alt", "")
+    uploaded, refused = [], []
+    for upload_file in files:
+        try:
+            item = service.upload(
+                db.session(),
+                filename=upload_file.filename or "upload",
+                data=upload_file.read(),
+                alt=alt,
+                uploaded_by=current_user.id,
+            )
+        except MediaError as exc:
+            refused.append(str(exc))
+        else:
+            uploaded.append(item.filename)
+    db.session.commit()
+    if uploaded:
+        flash(f"Uploaded {', '.join(uploaded)}.", "success")
+    for message in refused:
+        flash(message, "error")
+    return redirect(url_for("workspace.media.index"))
+
+
+@bp.get("/<int:media_id>/file")
+def file(media_id: int) -> Any:
+    item = service.get(db.session(), media_id)
+    if item is None:
+        abort(404)
+    return send_file(storage().source(item.storage_key), mimetype=item.mime_type, max_age=3600)
+
+
+@bp.post("/<int:media_id>/alt")
+@require_role(*EDITORS)
+def alt(media_id: int) -> Any:
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        item = service.set_alt(db.session(), media_id, request.form.get("alt", ""))
+    except MediaError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("workspace.media.index"))
+    if item is None:
+        abort(404)
+    db.session.commit()
+    flash(f"Alt text saved for {item.filename}. Posts scheduled before keep the text they had.", "success")
+    return redirect(url_for("workspace.media.index"))
