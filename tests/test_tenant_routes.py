@@ -7,15 +7,19 @@ says which of the victim's objects to aim it at.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import io
+from datetime import UTC, datetime, time, timedelta
 
 import pytest
 import sqlalchemy as sa
+from PIL import Image
 
 from publishers.base import Credentials, Profile
 from saas import db
 from saas.channels import service as channel_service
 from saas.channels.models import Channel
+from saas.media import service as media_service
+from saas.posts import queue
 from saas.posts import service as post_service
 from saas.posts.models import Post, PostTarget
 from tenants import service as tenant_service
@@ -24,6 +28,15 @@ from tenants.models import Invitation, Membership, Role, Tenant
 from tests.factories import PASSWORD, add_member, app_context, make_user, make_workspace
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
+
+
+def _gif() -> bytes:
+    out = io.BytesIO()
+    Image.new("RGB", (40, 40)).save(out, format="GIF")
+    return out.getvalue()
+
+
+_TINY_GIF = _gif()
 
 
 def _victim():
@@ -51,6 +64,10 @@ def _victim():
                 timezone="UTC",
             ),
         )
+        media = media_service.upload(
+            session, filename="victim.gif", data=_TINY_GIF, alt="Victim's secret", uploaded_by=owner.id
+        )
+        slot = queue.add_slot(session, channel.id, 0, time(9, 0))
         session.commit()
         membership_id = session.scalar(sa.select(Membership.id).where(Membership.user_id == member.id))
         target_id = session.scalar(sa.select(PostTarget.id).where(PostTarget.post_id == post.id))
@@ -61,6 +78,8 @@ def _victim():
         "post_id": post.id,
         "target_id": target_id,
         "action": "cancel",
+        "media_id": media.id,
+        "slot_id": slot.id,
     }
 
 

@@ -47,6 +47,9 @@ class TargetState(enum.StrEnum):
         return self.value.replace("_", " ").capitalize()
 
 
+# Why a target of a channel paused by a person is blocked (saas.posts.queue matches on it to release them).
+PAUSED_REASON = "The channel is paused: this post waits until someone resumes it."
+
 FINAL_TARGET_STATES = frozenset(
     {TargetState.PUBLISHED, TargetState.FAILED, TargetState.UNCONFIRMED, TargetState.BLOCKED, TargetState.CANCELED}
 )

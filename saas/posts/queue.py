@@ -11,8 +11,7 @@ import sqlalchemy.orm as so
 from saas import timezones
 from saas.channels.models import Channel
 from saas.db import Base
-from saas.posts.models import Post, PostTarget, TargetState
-from saas.posts.service import PAUSED_REASON
+from saas.posts.models import PAUSED_REASON, Post, PostTarget, TargetState
 from tenants.scoping import TenantScoped
 
 WEEKDAYS = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
@@ -42,6 +41,10 @@ class QueueError(ValueError):
     """A queue request that cannot be met; the message says why."""
 
 
+def channel_exists(session: so.Session, channel_id: int) -> bool:
+    return session.scalar(sa.select(Channel.id).where(Channel.id == channel_id)) is not None
+
+
 def slots(session: so.Session, channel_id: int) -> list[PostingSlot]:
     return list(
         session.scalars(
@@ -55,7 +58,7 @@ def slots(session: so.Session, channel_id: int) -> list[PostingSlot]:
 def add_slot(session: so.Session, channel_id: int, weekday: int, at: time) -> PostingSlot:
     if not 0 <= weekday <= 6:
         raise QueueError("Choose a day of the week.")
-    if session.scalar(sa.select(Channel.id).where(Channel.id == channel_id)) is None:
+    if not channel_exists(session, channel_id):
         raise LookupError(channel_id)
     exists = session.scalar(
         sa.select(PostingSlot.id).where(

@@ -19,11 +19,10 @@ from saas import timezones
 from saas.channels.models import Channel, ChannelHealth
 from saas.media import service as media_service
 from saas.media.models import MediaItem
-from saas.posts.models import FINAL_TARGET_STATES, Post, PostState, PostTarget, TargetState
+from saas.posts import queue
+from saas.posts.models import FINAL_TARGET_STATES, PAUSED_REASON, Post, PostState, PostTarget, TargetState
 from saas.publishing.networks import publisher_for
 
-# Why a paused channel's target is blocked (saas.posts.queue matches on it to release them).
-PAUSED_REASON = "The channel is paused: this post waits until someone resumes it."
 MAX_TEXT = 10_000  # beyond any network's limit; each channel's own limit is checked too
 MAX_AHEAD = timedelta(days=730)
 MAX_TAG = 40
@@ -63,6 +62,8 @@ class Schedule:
     timezone: str
     # Which of a twice-happening wall time (clocks going back): 0 the first, 1 the second, None not said yet.
     fold: int | None = None
+    # "Add to queue": each channel's next free posting slot instead of one chosen time.
+    queue: bool = False
 
 
 @dataclass(frozen=True)
@@ -237,7 +238,12 @@ def schedule_post(
         if channel.health is not ChannelHealth.OK:
             raise ComposeError("channels", f"@{channel.handle} needs attention before it can publish: reconnect it.")
         check_channel(channel, extras.overrides.get(channel.id, text), extras, items)
-    scheduled_at = resolve_time(schedule, now)
+    slots = _queue_slots(session, channels, schedule, now) if schedule.queue else {}
+    if slots:
+        local_time, scheduled_at = min(slots.values(), key=lambda pair: pair[1])
+        schedule = Schedule(publish_now=False, local_time=local_time, timezone=schedule.timezone)
+    else:
+        scheduled_at = resolve_time(schedule, now)
     if post_id is None:
         post = Post(author_id=author_id, media_urls=[])
         session.add(post)
@@ -265,14 +271,27 @@ def schedule_post(
                 # A channel paused by a person holds its posts (saas.posts.queue.pause).
                 state=TargetState.BLOCKED if channel.paused_at else TargetState.SCHEDULED,
                 last_error=PAUSED_REASON if channel.paused_at else None,
-                scheduled_at=scheduled_at,
-                due_at=scheduled_at,
+                scheduled_at=slots[channel.id][1] if slots else scheduled_at,
+                due_at=slots[channel.id][1] if slots else scheduled_at,
                 idempotency_key=new_idempotency_key(),
             )
         )
     session.flush()
     session.expire(post, ["targets"])
     return post
+
+
+def _queue_slots(
+    session: so.Session, channels: list[Channel], schedule: Schedule, now: datetime
+) -> dict[int, tuple[datetime, datetime]]:
+    """Each channel's next free slot as (local wall time, UTC)."""
+    found = {}
+    for channel in channels:
+        try:
+            found[channel.id] = queue.next_free_slot(session, channel.id, schedule.timezone, now)
+        except queue.QueueError as exc:
+            raise ComposeError("when", f"@{channel.handle}: {exc}") from None
+    return found
 
 
 def save_draft(

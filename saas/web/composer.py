@@ -132,7 +132,14 @@ def schedule_from(form: ComposeForm) -> Schedule:
     if form.date.data and form.time.data:
         local_time = datetime.combine(form.date.data, form.time.data)
     fold = int(form.fold.data) if form.fold.data in ("0", "1") else None
-    return Schedule(publish_now=bool(form.publish_now.data), local_time=local_time, timezone=zone, fold=fold)
+    to_queue = request.form.get("action") == "queue"
+    return Schedule(
+        publish_now=bool(form.publish_now.data) and not to_queue,
+        local_time=local_time,
+        timezone=zone,
+        fold=fold,
+        queue=to_queue,
+    )
 
 
 def form_field_for(form: ComposeForm, name: str) -> Any:

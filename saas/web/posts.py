@@ -9,7 +9,7 @@ from flask import Blueprint, abort, flash, g, jsonify, redirect, render_template
 from flask_login import current_user
 
 from publishers import capabilities
-from saas import db
+from saas import db, timezones
 from saas.media import service as media_service
 from saas.posts import counting, service
 from saas.posts.models import Post, PostState, TargetState
@@ -79,7 +79,10 @@ def _compose(post: Post | None) -> Any:
                 field.errors = [*field.errors, exc.message]
         else:
             db.session.commit()
-            if saved.state is PostState.DRAFT:
+            if request.form.get("action") == "queue" and saved.scheduled_at:
+                when = timezones.format_local(saved.scheduled_at, zone)
+                flash(f"Added to the queue: the first channel's slot is {when}.", "success")
+            elif saved.state is PostState.DRAFT:
                 flash("Draft saved. Nothing goes out until you schedule it.", "success")
             else:
                 flash("Publishing now." if saved.scheduled_at and saved.local_time is None else "Scheduled.", "success")

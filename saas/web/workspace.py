@@ -92,10 +92,10 @@ def settings() -> Any:
 
 
 # Sections of the workspace, nested so they share its slug handling and tenant binding.
-from saas.web import calendar, channels, media, notifications, posts, team  # noqa: E402
+from saas.web import calendar, channels, media, notifications, posts, queue, team  # noqa: E402
 
 bp.add_url_rule("/calendar", "calendar", calendar.page, methods=["GET"])
 bp.add_url_rule("/calendar/events", "calendar_events", calendar.events, methods=["GET"])
 
-for _section in (team, posts, channels, notifications, media):
+for _section in (team, posts, channels, notifications, media, queue):
     bp.register_blueprint(_section.bp)
