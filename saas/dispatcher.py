@@ -33,9 +33,12 @@ def last_tick(connection: redis.Redis) -> datetime | None:
 
 def tick(connection: redis.Redis) -> None:
     """One pass: note that we are alive, then claim and hand out what is due (needs an app context)."""
+    from saas.posts.recurrence import advance_all
     from saas.publishing.dispatch import dispatch_due_targets
 
-    record_tick(connection, datetime.now(UTC))
+    now = datetime.now(UTC)
+    record_tick(connection, now)
+    advance_all(now)  # the next occurrence of a repeating post, once the current one is due
     dispatch_due_targets(connection)
 
 

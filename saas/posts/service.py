@@ -19,7 +19,7 @@ from saas import timezones
 from saas.channels.models import Channel, ChannelHealth
 from saas.media import service as media_service
 from saas.media.models import MediaItem
-from saas.posts import queue
+from saas.posts import queue, recurrence
 from saas.posts.models import FINAL_TARGET_STATES, PAUSED_REASON, Post, PostState, PostTarget, TargetState
 from saas.publishing.networks import publisher_for
 
@@ -77,6 +77,7 @@ class Extras:
     first_comment: str = ""
     media_ids: tuple[int, ...] = ()  # from the workspace's media library, in order
     media_overrides: Mapping[int, tuple[int, ...]] = field(default_factory=dict)  # channel id → its own media
+    repeat: recurrence.Rule | None = None  # a repeating series starting with this post
 
 
 def utcnow() -> datetime:
@@ -144,6 +145,7 @@ def _clean_extras(extras: Extras) -> Extras:
         extras.first_comment.strip(),
         tuple(dict.fromkeys(extras.media_ids)),
         {cid: tuple(dict.fromkeys(ids)) for cid, ids in extras.media_overrides.items()},
+        extras.repeat,
     )
 
 
@@ -238,6 +240,8 @@ def schedule_post(
         if channel.health is not ChannelHealth.OK:
             raise ComposeError("channels", f"@{channel.handle} needs attention before it can publish: reconnect it.")
         check_channel(channel, extras.overrides.get(channel.id, text), extras, items)
+    if extras.repeat is not None and (schedule.publish_now or schedule.queue):
+        raise ComposeError("repeat", "A repeating post needs a date and time for its first occurrence.")
     slots = _queue_slots(session, channels, schedule, now) if schedule.queue else {}
     if slots:
         local_time, scheduled_at = min(slots.values(), key=lambda pair: pair[1])
@@ -259,6 +263,7 @@ def schedule_post(
     post.local_time = None if schedule.publish_now else schedule.local_time
     post.draft_targets = []
     session.flush()
+    _start_series(post, extras.repeat)
     for channel in channels:
         session.add(
             PostTarget(
@@ -279,6 +284,17 @@ def schedule_post(
     session.flush()
     session.expire(post, ["targets"])
     return post
+
+
+def _start_series(post: Post, rule: recurrence.Rule | None) -> None:
+    """This post is the first occurrence of a series (or, edited, stops being one)."""
+    if rule is None:
+        if post.series_id == post.id:
+            post.recurrence = post.series_id = post.occurrence_no = None
+        return
+    post.recurrence = rule.as_json()
+    post.series_id = post.id
+    post.occurrence_no = 1
 
 
 def _queue_slots(
@@ -324,6 +340,7 @@ def save_draft(
             session.delete(target)
     _fill(post, text, extras, items)
     post.state = PostState.DRAFT
+    post.recurrence = extras.repeat.as_json() if extras.repeat else None  # takes effect when scheduled
     post.scheduled_at = moment
     post.timezone = schedule.timezone
     post.local_time = schedule.local_time if moment else None

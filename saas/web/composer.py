@@ -10,8 +10,9 @@ from flask import g, request
 from saas import db
 from saas.channels import service as channel_service
 from saas.channels.models import Channel, ChannelHealth
+from saas.posts import recurrence
 from saas.posts.models import Post
-from saas.posts.service import Extras, Schedule
+from saas.posts.service import ComposeError, Extras, Schedule
 from saas.web.forms import ComposeForm
 
 THREAD_SEPARATOR = "---"
@@ -37,6 +38,11 @@ def _fill_from(form: ComposeForm, post: Post) -> None:
     form.first_comment.data = post.first_comment or ""
     form.tags.data = ", ".join(post.tags or ())
     form.notes.data = post.notes or ""
+    if post.recurrence:
+        rule = recurrence.Rule.from_json(post.recurrence)
+        form.repeat.data, form.repeat_every.data = rule.freq, rule.interval
+        form.repeat_weekdays.data = list(rule.weekdays)
+        form.repeat_count.data, form.repeat_until.data = rule.count, rule.until
 
 
 def overrides_of(post: Post | None) -> dict[int, str]:
@@ -86,10 +92,26 @@ def media_of(post: Post | None) -> tuple[tuple[int, ...], dict[int, tuple[int, .
     return base, own
 
 
+def rule_from(form: ComposeForm) -> recurrence.Rule | None:
+    if not form.repeat.data:
+        return None
+    try:
+        return recurrence.Rule(
+            freq=form.repeat.data,
+            interval=form.repeat_every.data or 1,
+            weekdays=tuple(form.repeat_weekdays.data or ()) if form.repeat.data == "weekly" else (),
+            count=form.repeat_count.data or None,
+            until=form.repeat_until.data or None,
+        )
+    except recurrence.RecurrenceError as exc:
+        raise ComposeError("repeat", str(exc)) from None
+
+
 def extras_from(form: ComposeForm) -> Extras:
     thread = [part for part in _split_thread(form.thread.data or "")]
     media_ids, media_overrides = posted_media()
     return Extras(
+        repeat=rule_from(form),
         media_ids=media_ids,
         media_overrides=media_overrides,
         overrides=posted_overrides(),
@@ -144,4 +166,4 @@ def schedule_from(form: ComposeForm) -> Schedule:
 
 def form_field_for(form: ComposeForm, name: str) -> Any:
     """The form field a ComposeError's `field` names (overrides are shown by the template itself)."""
-    return {"when": form.date, "channels": form.channels, "tags": form.tags}.get(name, form.text)
+    return {"when": form.date, "channels": form.channels, "tags": form.tags, "repeat": form.repeat}.get(name, form.text)

@@ -8,6 +8,7 @@ from wtforms import (
     DateField,
     EmailField,
     HiddenField,
+    IntegerField,
     PasswordField,
     SelectField,
     SelectMultipleField,
@@ -17,7 +18,17 @@ from wtforms import (
     URLField,
 )
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import URL, DataRequired, Email, EqualTo, InputRequired, Length, Optional, ValidationError
+from wtforms.validators import (
+    URL,
+    DataRequired,
+    Email,
+    EqualTo,
+    InputRequired,
+    Length,
+    NumberRange,
+    Optional,
+    ValidationError,
+)
 from wtforms.widgets import CheckboxInput, ListWidget
 
 from saas import passwords, timezones
@@ -196,6 +207,27 @@ class ComposeForm(FlaskForm):
         validators=[Length(max=10_000)],
         render_kw={"rows": 2},
     )
+
+    repeat = SelectField(
+        "Repeat",
+        choices=[
+            SelectChoice("", "Does not repeat"),
+            SelectChoice("daily", "Every N days"),
+            SelectChoice("weekly", "Every N weeks"),
+            SelectChoice("monthly", "Every N months"),
+        ],
+    )
+    repeat_every = IntegerField("Every", default=1, validators=[Optional(), NumberRange(1, 365, "Use 1 to 365.")])
+    repeat_weekdays = SelectMultipleField(
+        "On",
+        coerce=int,
+        choices=[SelectChoice(i, day) for i, day in enumerate(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"))],
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+        validators=[Optional()],
+    )
+    repeat_count = IntegerField("End after (times)", validators=[Optional(), NumberRange(1, 1000, "Use 1 to 1000.")])
+    repeat_until = DateField("Or end on", validators=[Optional()])
 
 
 class MoveForm(FlaskForm):

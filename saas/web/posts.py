@@ -11,7 +11,7 @@ from flask_login import current_user
 from publishers import capabilities
 from saas import db, timezones
 from saas.media import service as media_service
-from saas.posts import counting, service
+from saas.posts import counting, recurrence, service
 from saas.posts.models import Post, PostState, TargetState
 from saas.posts.service import ComposeError, PostActionError, Schedule, TargetActionError
 from saas.security import require_role
@@ -68,7 +68,7 @@ def _compose(post: Post | None) -> Any:
                 text=form.text.data or "",
                 channel_ids=form.channels.data or [],
                 schedule=composer.schedule_from(form),
-                extras=composer.extras_from(form),
+                extras=composer.extras_from(form),  # ComposeError too: a repeat rule that cannot be used
                 post_id=post.id if post else None,
             )
         except ComposeError as exc:
@@ -128,6 +128,7 @@ def detail(post_id: int) -> Any:
         editable=all(t.state is TargetState.SCHEDULED and not t.attempt_count for t in post.targets),
         waiting=any(t.state in (TargetState.SCHEDULED, TargetState.BLOCKED) for t in post.targets),
         published=any(t.state is TargetState.PUBLISHED for t in post.targets),
+        repeat_rule=recurrence.Rule.from_json(post.recurrence).describe() if post.recurrence else "",
     )
 
 
@@ -216,6 +217,7 @@ def move(post_id: int) -> Any:
 
 
 POST_ACTIONS = {
+    "stop-repeating": (recurrence.stop, "It no longer repeats. Occurrences already made stay as they are."),
     "cancel": (service.cancel_post, "Canceled: nothing more of this post goes out."),
     "delete": (service.delete_post, "Deleted. Anything already live stays on the networks."),
 }
@@ -238,7 +240,7 @@ def post_action(post_id: int, action: str) -> Any:
     act, done = POST_ACTIONS[action]
     try:
         post = act(db.session(), post_id)
-    except PostActionError as exc:
+    except (PostActionError, recurrence.RecurrenceError) as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("workspace.posts.detail", post_id=post_id))
