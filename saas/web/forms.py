@@ -216,6 +216,7 @@ class ComposeForm(FlaskForm):
             SelectChoice("weekly", "Every N weeks"),
             SelectChoice("monthly", "Every N months"),
         ],
+        validate_choice=False,  # checked by saas.posts.recurrence.Rule, with its own message
     )
     repeat_every = IntegerField("Every", default=1, validators=[Optional(), NumberRange(1, 365, "Use 1 to 365.")])
     repeat_weekdays = SelectMultipleField(
