@@ -3,12 +3,14 @@
 from saas.channels.models import Channel, MastodonApp, NetworkPause
 from saas.media.models import MediaItem
 from saas.notifications.models import Notification
+from saas.posts.ical import CalendarFeed
 from saas.posts.models import Post, PostTarget, PublishAttempt
 from saas.posts.queue import PostingSlot
 from saas.sandbox.models import SandboxAccount, SandboxIdempotencyKey, SandboxPost
 from tenants.models import Invitation, Membership, Tenant, User, UserToken
 
 __all__ = [
+    "CalendarFeed",
     "Channel",
     "Invitation",
     "MastodonApp",

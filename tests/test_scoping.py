@@ -152,6 +152,7 @@ SYSTEM_SCOPE_CALL_SITES = {
     "tenants/service.py:invitation_by_token",
     "saas/channels/service.py:rotate_keys",  # re-seals every tenant's credentials
     "saas/publishing/dispatch.py:dispatch_due_targets",  # claims due targets of every tenant
+    "saas/posts/ical.py:tenant_for_token",  # a calendar feed URL names no workspace: its token finds it
     "saas/posts/recurrence.py:due_series",  # finds repeating posts of every tenant whose next occurrence is due
 }
 

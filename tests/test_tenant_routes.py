@@ -19,7 +19,7 @@ from saas import db
 from saas.channels import service as channel_service
 from saas.channels.models import Channel
 from saas.media import service as media_service
-from saas.posts import queue
+from saas.posts import ical, queue
 from saas.posts import service as post_service
 from saas.posts.models import Post, PostTarget
 from tenants import service as tenant_service
@@ -68,6 +68,7 @@ def _victim():
             session, filename="victim.gif", data=_TINY_GIF, alt="Victim's secret", uploaded_by=owner.id
         )
         slot = queue.add_slot(session, channel.id, 0, time(9, 0))
+        feed, _token = ical.create(session, owner.id, datetime.now(UTC))
         session.commit()
         membership_id = session.scalar(sa.select(Membership.id).where(Membership.user_id == member.id))
         target_id = session.scalar(sa.select(PostTarget.id).where(PostTarget.post_id == post.id))
@@ -80,6 +81,7 @@ def _victim():
         "action": "cancel",
         "media_id": media.id,
         "slot_id": slot.id,
+        "feed_id": feed.id,
     }
 
 

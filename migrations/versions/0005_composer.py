@@ -101,9 +101,29 @@ def upgrade() -> None:
         ),
     )
     op.create_index(op.f("ix_posting_slots_tenant_id"), "posting_slots", ["tenant_id"], unique=False)
+    op.create_table(
+        "calendar_feeds",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("created_by", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("revoked_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("tenant_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by"], ["users.id"], name=op.f("fk_calendar_feeds_created_by_users"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_calendar_feeds_tenant_id_tenants"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_calendar_feeds")),
+        sa.UniqueConstraint("tenant_id", "id", name=op.f("uq_calendar_feeds_tenant_id_id")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_calendar_feeds_token_hash")),
+    )
+    op.create_index(op.f("ix_calendar_feeds_tenant_id"), "calendar_feeds", ["tenant_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_table("calendar_feeds")
     op.drop_table("posting_slots")
     op.drop_table("media_items")
     op.drop_column("channels", "paused_at")

@@ -73,15 +73,25 @@ def display_state(post_state: PostState, target_states: set[TargetState]) -> str
 
 
 def window(
-    session: so.Session, start: date, end: date, zone: str, filters: Filters = Filters(), limit: int = 5000
+    session: so.Session,
+    start: date,
+    end: date,
+    zone: str,
+    filters: Filters = Filters(),
+    limit: int = 5000,
+    full_text: bool = False,
+    max_days: int = MAX_WINDOW.days,
 ) -> list[Entry]:
-    """Posts scheduled from local day `start` up to (not including) local day `end`, in time order."""
-    if end - start > MAX_WINDOW:
-        end = start + MAX_WINDOW
+    """Posts scheduled from local day `start` up to (not including) local day `end`, in time order.
+
+    `snippet` holds the first characters of the text, or all of it with `full_text`.
+    """
+    if (end - start).days > max_days:
+        end = start + timedelta(days=max_days)
     query = (
         sa.select(
             Post.id,
-            sa.func.substr(Post.text, 1, SNIPPET),
+            Post.text if full_text else sa.func.substr(Post.text, 1, SNIPPET),
             Post.state,
             Post.scheduled_at,
             Post.tags,

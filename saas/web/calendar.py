@@ -5,16 +5,20 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from flask import g, jsonify, render_template, request
+from flask import abort, flash, g, jsonify, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from saas import db, timezones
 from saas.channels import service as channel_service
-from saas.posts import calendar
+from saas.posts import calendar, ical
 from saas.posts.calendar import Filters
+from saas.security import require_role
 from saas.web.forms import ConfirmForm
 from tenants import service as tenant_service
+from tenants.models import Role
 
 VIEWS = ("month", "week", "list")
+FEED_MANAGERS = (Role.OWNER, Role.ADMIN, Role.EDITOR)
 
 
 def _date_arg(name: str, default: date) -> date:
@@ -29,7 +33,7 @@ def _int_arg(name: str) -> int | None:
     return int(value) if value.isdigit() else None
 
 
-def _filters() -> Filters:
+def filters_from_request() -> Filters:
     state = request.args.get("state") or None
     return Filters(
         channel_id=_int_arg("channel"),
@@ -63,7 +67,7 @@ def page() -> Any:
     view = request.args.get("view", "month")
     view = view if view in VIEWS else "month"
     anchor, start, end = window_of(view, zone)
-    filters = _filters()
+    filters = filters_from_request()
     session = db.session()
     entries = calendar.window(session, start, end, zone, filters)
     by_day: dict[date, list[calendar.Entry]] = {}
@@ -99,6 +103,8 @@ def page() -> Any:
         authors={m.user_id: m.user.name for m in members},
         states=calendar.DISPLAY_STATES,
         confirm=ConfirmForm(formdata=None),
+        feed=ical.active(session),
+        can_manage_feed=g.workspace.role in FEED_MANAGERS,
     )
 
 
@@ -106,7 +112,7 @@ def events() -> Any:
     """The list API: the window's posts as JSON (the calendar's data without the page)."""
     zone = g.workspace.timezone
     _anchor, start, end = window_of("list", zone)
-    entries = calendar.window(db.session(), start, end, zone, _filters())
+    entries = calendar.window(db.session(), start, end, zone, filters_from_request())
     return jsonify(
         {
             "timezone": zone,
@@ -126,3 +132,27 @@ def events() -> Any:
             ],
         }
     )
+
+
+@require_role(*FEED_MANAGERS)
+def create_feed() -> Any:
+    """A new subscription link (the old one stops working); the link is shown once, then only its existence."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    _feed, raw = ical.create(db.session(), current_user.id, datetime.now(UTC))
+    db.session.commit()
+    url = url_for("feeds.calendar_feed", token=raw, _external=True)
+    flash(f"Subscription link (copy it now, it is shown only once): {url}", "success")
+    return redirect(url_for("workspace.calendar"))
+
+
+@require_role(*FEED_MANAGERS)
+def revoke_feed(feed_id: int) -> Any:
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    feed = ical.revoke(db.session(), feed_id, datetime.now(UTC))
+    if feed is None:
+        abort(404)
+    db.session.commit()
+    flash("The subscription link no longer works. Calendar apps subscribed to it stop updating.", "success")
+    return redirect(url_for("workspace.calendar"))

@@ -92,10 +92,13 @@ def settings() -> Any:
 
 
 # Sections of the workspace, nested so they share its slug handling and tenant binding.
-from saas.web import calendar, channels, media, notifications, posts, queue, team  # noqa: E402
+from saas.web import bulk, calendar, channels, media, notifications, posts, queue, team  # noqa: E402
 
 bp.add_url_rule("/calendar", "calendar", calendar.page, methods=["GET"])
 bp.add_url_rule("/calendar/events", "calendar_events", calendar.events, methods=["GET"])
+bp.add_url_rule("/calendar/export.csv", "calendar_export", bulk.export, methods=["GET"])
+bp.add_url_rule("/calendar/feed", "calendar_feed_create", calendar.create_feed, methods=["POST"])
+bp.add_url_rule("/calendar/feed/<int:feed_id>/revoke", "calendar_feed_revoke", calendar.revoke_feed, methods=["POST"])
 
-for _section in (team, posts, channels, notifications, media, queue):
+for _section in (team, posts, channels, notifications, media, queue, bulk):
     bp.register_blueprint(_section.bp)
