@@ -10,8 +10,9 @@ from flask_login import current_user
 
 from publishers import capabilities
 from saas import db, timezones
+from saas.extensions import redis_client
 from saas.media import service as media_service
-from saas.posts import counting, recurrence, service
+from saas.posts import counting, recurrence, remote_delete, service
 from saas.posts.models import Post, PostState, TargetState
 from saas.posts.service import ComposeError, PostActionError, Schedule, TargetActionError
 from saas.security import require_role
@@ -128,6 +129,7 @@ def detail(post_id: int) -> Any:
         editable=all(t.state is TargetState.SCHEDULED and not t.attempt_count for t in post.targets),
         waiting=any(t.state in (TargetState.SCHEDULED, TargetState.BLOCKED) for t in post.targets),
         published=any(t.state is TargetState.PUBLISHED for t in post.targets),
+        deletable=remote_delete.deletable(db.session(), post.id),
         repeat_rule=recurrence.Rule.from_json(post.recurrence).describe() if post.recurrence else "",
     )
 
@@ -238,6 +240,9 @@ def post_action(post_id: int, action: str) -> Any:
         flash("Duplicated as a draft: choose a time and schedule it.", "success")
         return redirect(url_for("workspace.posts.edit", post_id=copy.id))
     act, done = POST_ACTIONS[action]
+    remote = []
+    if action == "delete" and request.form.get("delete_remote") == "y":
+        remote = remote_delete.deletable(db.session(), post_id)
     try:
         post = act(db.session(), post_id)
     except (PostActionError, recurrence.RecurrenceError) as exc:
@@ -247,6 +252,9 @@ def post_action(post_id: int, action: str) -> Any:
     if post is None:
         abort(404)
     db.session.commit()
+    if remote:
+        remote_delete.enqueue(redis_client(), g.workspace.tenant_id, remote)
+        done = "Deleted here; deleting it on " + ", ".join(f"@{r.handle}" for r in remote) + " now."
     flash(done, "success")
     if action == "delete":
         return redirect(url_for("workspace.calendar"))

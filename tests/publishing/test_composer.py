@@ -266,13 +266,34 @@ def test_cancel_and_delete_a_post(client, studio):
         assert session.scalar(sa.select(sa.func.count()).select_from(PostTarget)) == 0
 
 
-def test_a_published_post_warns_that_deleting_leaves_it_on_the_network(client, studio, pipeline):
-    tenant, _, main, _ = studio
-    compose(client, tenant, text="Live", channels=str(main.id), publish_now="y")
+def test_deleting_a_published_post_offers_to_delete_it_on_the_network(client, studio, pipeline, network):
+    tenant, main, second = studio[0], studio[2], studio[3]
+    compose(client, tenant, text="Live", channels=[str(main.id), str(second.id)], publish_now="y")
     pipeline.run_once()
     [post] = _posts(tenant)
     page = client.get(f"/w/{tenant.slug}/posts/{post.id}").get_data(as_text=True)
-    assert "What is already live stays on the networks" in page
+    assert "Also delete it on @bluebell, @bluebellcafe" in page
+    assert "What is live stays on the networks unless you ticked" in page
+
+    response = client.submit(
+        f"/w/{tenant.slug}/posts/{post.id}/delete", {"delete_remote": "y"}, page=f"/w/{tenant.slug}/calendar"
+    )
+    flashed = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "Deleted here; deleting it on @bluebell, @bluebellcafe now." in flashed
+    assert _posts(tenant) == []
+    pipeline.work()
+    assert network.posts("bluebell") == [] and network.posts("bluebellcafe") == []
+    assert len(network.posts("bluebell", include_deleted=True)) == 1
+
+
+def test_deleting_without_the_tick_leaves_the_network_alone(client, studio, pipeline, network):
+    tenant, _, main, _ = studio
+    compose(client, tenant, text="Stays live", channels=str(main.id), publish_now="y")
+    pipeline.run_once()
+    [post] = _posts(tenant)
+    client.submit(f"/w/{tenant.slug}/posts/{post.id}/delete", page=f"/w/{tenant.slug}/calendar")
+    pipeline.work()
+    assert _posts(tenant) == [] and [p.text for p in network.posts("bluebell")] == ["Stays live"]
 
 
 def test_calendar_shows_the_window_with_filters(client, studio):
