@@ -139,3 +139,25 @@ function csrfToken() {
     }
   });
 })();
+
+// The keyboard way to move a post: "Move" opens a dialog (date and time) instead of the move page.
+(function moveDialog() {
+  const dialog = document.getElementById("move-dialog");
+  if (!dialog || !dialog.showModal) return; // without <dialog>, the link opens the move page
+  const form = document.getElementById("move-dialog-form");
+  let opener = null;
+  document.addEventListener("click", (event) => {
+    const link = event.target.closest(".move-link");
+    if (!link) return;
+    event.preventDefault();
+    opener = link;
+    form.action = link.href;
+    form.elements.date.value = link.dataset.date;
+    form.elements.time.value = link.dataset.time;
+    document.getElementById("move-dialog-post").textContent = link.dataset.title;
+    dialog.showModal();
+    form.elements.date.focus();
+  });
+  document.getElementById("move-dialog-cancel").addEventListener("click", () => dialog.close());
+  dialog.addEventListener("close", () => opener && opener.focus());
+})();

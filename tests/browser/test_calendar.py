@@ -1,5 +1,5 @@
 """A social media manager composes for two channels with an override, sees it on the calendar, drags it to
-another day, and it publishes there through the Sandbox network."""
+another day (and moves it once more with the keyboard), and it publishes there through the Sandbox network."""
 
 from __future__ import annotations
 
@@ -65,9 +65,21 @@ def test_compose_override_calendar_drag_and_publish(app, live_server: str, new_p
         expect(page.locator(f"[data-date='{thursday.isoformat()}'] .cal-post")).to_contain_text("10:30 Spring")
         expect(page.locator(f"[data-date='{wednesday.isoformat()}'] .cal-post")).to_have_count(0)
 
+        # The same with the keyboard: the Move link opens a dialog; Enter submits it.
+        friday = thursday + timedelta(days=1)
+        page.locator(f"[data-date='{thursday.isoformat()}'] .move-link").focus()
+        page.keyboard.press("Enter")
+        dialog = page.get_by_role("dialog", name="Move post")
+        expect(dialog).to_be_visible()
+        expect(dialog.get_by_label("Date")).to_be_focused()
+        dialog.get_by_label("Date").fill(friday.isoformat())
+        dialog.get_by_label("Time").press("Enter")
+        expect(page.get_by_role("status")).to_contain_text(f"Moved to {friday:%-d %b %Y}, 10:30 Europe/Berlin.")
+        expect(page.locator(f"[data-date='{friday.isoformat()}'] .cal-post")).to_contain_text("10:30 Spring")
+
         with app_context(), tenant_session(tenant.id) as session:
             post = session.scalar(sa.select(Post))
-            assert post.local_time == datetime.combine(thursday, datetime.min.time()).replace(hour=10, minute=30)
+            assert post.local_time == datetime.combine(friday, datetime.min.time()).replace(hour=10, minute=30)
             # The clock reaching Thursday 10:30: make it due now, then the dispatcher and a worker run.
             session.execute(sa.update(PostTarget).values(due_at=sa.func.now()))
             session.commit()
