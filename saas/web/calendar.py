@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from flask import abort, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_login import current_user
@@ -104,6 +105,8 @@ def page() -> Any:
         states=calendar.DISPLAY_STATES,
         confirm=ConfirmForm(formdata=None),
         feed=ical.active(session),
+        posts_url=url_for("workspace.posts.index"),
+        next_query="?" + urlencode({"next": request.full_path}),
         can_manage_feed=g.workspace.role in FEED_MANAGERS,
     )
 

@@ -98,3 +98,25 @@ def test_compose_override_calendar_drag_and_publish(app, live_server: str, new_p
     finally:
         app.config["SANDBOX_BASE_URL"] = "http://localhost/sandbox"
         app.extensions.pop("publishers", None)
+
+
+def test_the_composer_keeps_what_was_typed_across_a_reload(app, live_server: str, new_page: Callable[[], Page]):
+    tenant, owner = make_workspace(name="Autosave Bakery", timezone="Europe/Berlin")
+    with app_context(), tenant_session(tenant.id) as session:
+        sandbox_connect.connect_new_account(session, "Autosave Bakery")
+        session.commit()
+    page = new_page()
+    page.goto(f"{live_server}/login")
+    page.get_by_label("Email", exact=True).fill(owner.email)
+    page.get_by_label("Password", exact=True).fill(PASSWORD)
+    page.get_by_role("button", name="Log in").click()
+    page.goto(f"{live_server}/w/{tenant.slug}/posts/new")
+    page.get_by_label("Text", exact=True).fill("Half-written thought about rye")
+    page.get_by_label("Internal notes").fill("check the oven times")
+    expect(page.locator("#autosave-status")).to_have_text("Saved on this device as you type.")
+    page.reload()
+    expect(page.get_by_text("Restored what you were writing here before.")).to_be_visible()
+    expect(page.get_by_label("Text", exact=True)).to_have_value("Half-written thought about rye")
+    expect(page.get_by_label("Internal notes")).to_have_value("check the oven times")
+    page.get_by_role("button", name="Discard it").click()
+    expect(page.get_by_label("Text", exact=True)).to_have_value("")
