@@ -53,4 +53,4 @@ def storage() -> Storage:
     if found is None:
         root = Path(current_app.config.get("MEDIA_DIR") or Path(current_app.config["VAR_DIR"]) / "media")
         found = current_app.extensions["media_storage"] = LocalStorage(root)
-    return found  # type: ignore[no-any-return]
+    return found

@@ -10,6 +10,7 @@ import zoneinfo
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -140,7 +141,7 @@ def unscheduled_drafts(session: so.Session, filters: Filters = Filters(), limit:
     return _entries(session, _filtered(query, filters), "UTC", filters)
 
 
-def _filtered(query: sa.Select[tuple], filters: Filters) -> sa.Select[tuple]:
+def _filtered(query: sa.Select[Any], filters: Filters) -> sa.Select[Any]:
     if filters.channel_id is not None:
         on_target = (
             sa.select(PostTarget.id)
@@ -156,7 +157,7 @@ def _filtered(query: sa.Select[tuple], filters: Filters) -> sa.Select[tuple]:
     return query
 
 
-def _entries(session: so.Session, query: sa.Select[tuple], zone: str, filters: Filters) -> list[Entry]:
+def _entries(session: so.Session, query: sa.Select[Any], zone: str, filters: Filters) -> list[Entry]:
     rows = session.execute(query).all()
     ids = [r[0] for r in rows]
     handles: dict[int, list[str]] = defaultdict(list)
@@ -174,14 +175,14 @@ def _entries(session: so.Session, query: sa.Select[tuple], zone: str, filters: F
     tz = zoneinfo.ZoneInfo(zone)
     entries = []
     for post_id, snippet, post_state, scheduled_at, tags, author_id in rows:
-        state = display_state(post_state, states[post_id])
-        if filters.state and state != filters.state:
+        shown = display_state(post_state, states[post_id])
+        if filters.state and shown != filters.state:
             continue
         entries.append(
             Entry(
                 post_id=post_id,
                 snippet=snippet,
-                state=state,
+                state=shown,
                 scheduled_at=scheduled_at,
                 local=scheduled_at.astimezone(tz) if scheduled_at else None,
                 tags=tuple(tags or ()),

@@ -44,7 +44,7 @@ def deletable(session: so.Session, post_id: int) -> list[RemotePost]:
     return [
         RemotePost(channel_id, remote_id, handle)
         for channel_id, remote_id, handle, network in rows
-        if publisher_for(network).capabilities.supports_delete
+        if remote_id and publisher_for(network).capabilities.supports_delete
     ]
 
 

@@ -123,7 +123,8 @@ def extras_from(form: ComposeForm) -> Extras:
 
 
 def _split_thread(text: str) -> list[str]:
-    parts, current = [], []
+    parts: list[str] = []
+    current: list[str] = []
     for line in text.splitlines():
         if line.strip() == THREAD_SEPARATOR:
             parts.append("\n".join(current))
@@ -142,14 +143,14 @@ def schedule_from(form: ComposeForm) -> Schedule:
     if choice == "now":
         form.publish_now.data = True
     elif choice:
-        iso, _, fold = choice.partition("|")
+        iso, _, chosen_fold = choice.partition("|")
         try:
             chosen = datetime.fromisoformat(iso)
         except ValueError:
             chosen = None  # a tampered choice: the fields stand
         if chosen is not None:
             form.date.data, form.time.data = chosen.date(), chosen.time()
-            form.fold.data = "1" if fold == "1" else "0"
+            form.fold.data = "1" if chosen_fold == "1" else "0"
     local_time = None
     if form.date.data and form.time.data:
         local_time = datetime.combine(form.date.data, form.time.data)

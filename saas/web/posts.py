@@ -199,7 +199,7 @@ def move(post_id: int) -> Any:
         except (ComposeError, PostActionError) as exc:
             db.session.rollback()
             error = exc if isinstance(exc, ComposeError) else ComposeError("when", str(exc))
-            form.date.errors = [*form.date.errors, error.message]  # type: ignore[assignment]
+            form.date.errors = [*form.date.errors, error.message]
         else:
             db.session.commit()
             message = f"Moved to {local:%-d %b %Y, %H:%M} {schedule.timezone}."
