@@ -20,6 +20,8 @@ from tenants.models import Role
 
 VIEWS = ("month", "week", "list")
 FEED_MANAGERS = (Role.OWNER, Role.ADMIN, Role.EDITOR)
+# A month cell shows this many posts, then "+ N more" (the list view of that day): more is unreadable there.
+PER_DAY = 8
 
 
 def _date_arg(name: str, default: date) -> date:
@@ -106,6 +108,8 @@ def page() -> Any:
         confirm=ConfirmForm(formdata=None),
         feed=ical.active(session),
         posts_url=url_for("workspace.posts.index"),
+        per_day=PER_DAY,
+        one_day=timedelta(days=1),
         next_query="?" + urlencode({"next": request.full_path}),
         can_manage_feed=g.workspace.role in FEED_MANAGERS,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zoneinfo
 from datetime import UTC, date, datetime, timedelta
 
@@ -9,6 +10,7 @@ import pytest
 import sqlalchemy as sa
 
 from saas.posts.models import Post, PostState, PostTarget, TargetState
+from saas.posts.service import Schedule, schedule_post
 from tenants import tenant_session
 from tests.factories import PASSWORD, app_context, make_workspace
 
@@ -340,3 +342,19 @@ def test_the_list_api_returns_the_window_as_json(client, studio):
     empty = client.get(f"/w/{tenant.slug}/calendar/events?from={day + timedelta(days=1)}").get_json()
     assert empty["posts"] == []
     assert date.fromisoformat(empty["from"]) == day + timedelta(days=1)
+
+
+def test_a_busy_day_shows_eight_posts_and_links_to_the_rest(client, studio):
+    tenant, owner, main, _ = studio
+    when = in_berlin(9, hour=8)
+    with app_context(), tenant_session(tenant.id) as session:
+        for n in range(10):
+            schedule = Schedule(False, when + timedelta(minutes=5 * n), "Europe/Berlin")
+            schedule_post(session, author_id=owner.id, text=f"Busy {n}", channel_ids=[main.id], schedule=schedule)
+        session.commit()
+    page = client.get(f"/w/{tenant.slug}/calendar?date={when:%Y-%m-%d}").get_data(as_text=True)
+    cell = page.split(f'data-date="{when:%Y-%m-%d}"', 1)[1].split('role="gridcell"', 1)[0]
+    assert cell.count('class="cal-post') == 8 and "Busy 7" in cell and "Busy 8" not in cell
+    more = re.search(r'class="more-link" href="([^"]+)">\+ 2 more', cell).group(1)
+    listed = client.get(more.replace("&amp;", "&")).get_data(as_text=True)
+    assert all(f"Busy {n}" in listed for n in range(10))
