@@ -104,7 +104,8 @@ class Post(TenantScoped, Base):
     )
     # A repeating post (saas.posts.recurrence): the rule, the series' first post, and which occurrence this is.
     # Only one occurrence of a series exists ahead of time; the next is made when this one is due.
-    recurrence: so.Mapped[dict[str, Any] | None] = so.mapped_column(JSONB)
+    # none_as_null: "no rule" must be SQL NULL, not JSON null, for the clock's `recurrence IS NOT NULL`.
+    recurrence: so.Mapped[dict[str, Any] | None] = so.mapped_column(JSONB(none_as_null=True))
     series_id: so.Mapped[int | None]
     occurrence_no: so.Mapped[int | None]
     state: so.Mapped[PostState] = so.mapped_column(db_enum(PostState, "post_state"), default=PostState.DRAFT)
@@ -148,7 +149,7 @@ class PostTarget(TenantScoped, Base):
     channel_id: so.Mapped[int]
     text_override: so.Mapped[str | None] = so.mapped_column(sa.Text)
     # This channel's own attachments (same shape as Post.media); None: the post's media.
-    media_override: so.Mapped[list[dict[str, str]] | None] = so.mapped_column(JSONB)
+    media_override: so.Mapped[list[dict[str, str]] | None] = so.mapped_column(JSONB(none_as_null=True))
     state: so.Mapped[TargetState] = so.mapped_column(
         db_enum(TargetState, "target_state"), default=TargetState.SCHEDULED
     )

@@ -121,14 +121,18 @@ def due_series(now: datetime) -> list[tuple[int, int]]:
     """(tenant id, post id) of each series' latest occurrence whose time has come: the next one is due."""
     latest = (
         sa.select(sa.func.max(Post.id))
-        .where(Post.series_id.is_not(None), Post.recurrence.is_not(None))
+        .where(Post.series_id.is_not(None))
         .group_by(Post.tenant_id, Post.series_id)
         .scalar_subquery()
     )
     with system_session() as session:
         rows = session.execute(
+            # An ended series has no rule on its latest occurrence: it is never looked at again.
             sa.select(Post.tenant_id, Post.id).where(
-                Post.id.in_(latest), Post.scheduled_at <= now, Post.state != PostState.DRAFT
+                Post.id.in_(latest),
+                Post.recurrence.is_not(None),
+                Post.scheduled_at <= now,
+                Post.state != PostState.DRAFT,
             )
         )
         return [(tenant_id, post_id) for tenant_id, post_id in rows]

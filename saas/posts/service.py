@@ -287,14 +287,20 @@ def schedule_post(
 
 
 def _start_series(post: Post, rule: recurrence.Rule | None) -> None:
-    """This post is the first occurrence of a series (or, edited, stops being one)."""
+    """A rule starts a series at this post, or changes the series it is already in from here on.
+
+    Without a rule the series ends here (an occurrence keeps its series id, so the series is
+    never picked up again from an earlier occurrence).
+    """
     if rule is None:
+        post.recurrence = None
         if post.series_id == post.id:
-            post.recurrence = post.series_id = post.occurrence_no = None
+            post.series_id = post.occurrence_no = None
         return
     post.recurrence = rule.as_json()
-    post.series_id = post.id
-    post.occurrence_no = 1
+    if post.series_id is None:
+        post.series_id = post.id
+        post.occurrence_no = 1
 
 
 def _queue_slots(

@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from saas.posts.models import Post, PostTarget
-from saas.posts.recurrence import advance_all
+from saas.posts.recurrence import advance_all, due_series
 from tenants import tenant_session
 from tests.factories import PASSWORD, app_context, make_workspace
 
@@ -96,6 +96,8 @@ def test_a_series_ends_after_its_count(app, client, studio):
         assert advance_all(second.scheduled_at + timedelta(minutes=1)) == 0
     assert len(_posts(tenant)) == 2
     assert _posts(tenant)[1].recurrence is None  # ended: nothing more to look for
+    with app.app_context():
+        assert due_series(second.scheduled_at + timedelta(days=30)) == []  # not even looked at again
 
 
 def test_stop_repeating(app, client, studio):
@@ -118,3 +120,27 @@ def test_a_bad_rule_is_explained_and_nothing_is_saved(client, studio):
     response = compose_repeating(client, tenant, main, tomorrow_9(), repeat="weekly", publish_now="y")
     assert "A repeating post needs a date and time for its first occurrence." in response.get_data(as_text=True)
     assert _posts(tenant) == []
+
+
+def test_editing_a_later_occurrence_keeps_one_series(app, client, studio):
+    tenant, main = studio
+    first = tomorrow_9()
+    compose_repeating(client, tenant, main, first, repeat="weekly")
+    with app.app_context():
+        advance_all(_posts(tenant)[0].scheduled_at + timedelta(minutes=1))
+    head, second = _posts(tenant)
+    edit = f"/w/{tenant.slug}/posts/{second.id}/edit"
+    fields = {
+        "text": "Bread club, edited",
+        "channels": str(main.id),
+        "date": f"{second.local_time:%Y-%m-%d}",
+        "time": "09:00",
+        "repeat": "weekly",
+    }
+    assert client.submit(edit, fields, page=edit).status_code == 302
+    edited = _posts(tenant)[1]
+    assert (edited.series_id, edited.occurrence_no) == (head.id, 2)
+    with app.app_context():
+        assert due_series(head.scheduled_at + timedelta(minutes=2)) == []  # the first is no longer the latest
+        assert advance_all(edited.scheduled_at + timedelta(minutes=1)) == 1
+    assert [p.occurrence_no for p in _posts(tenant)] == [1, 2, 3]
