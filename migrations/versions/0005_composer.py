@@ -49,6 +49,7 @@ def upgrade() -> None:
     )
     op.add_column("post_targets", sa.Column("media_override", postgresql.JSONB(astext_type=sa.Text()), nullable=True))
     op.add_column("channels", sa.Column("paused_at", sa.DateTime(timezone=True), nullable=True))
+    op.add_column("channels", sa.Column("timezone", sa.String(length=64), nullable=True))
     op.create_table(
         "media_items",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -126,6 +127,7 @@ def downgrade() -> None:
     op.drop_table("calendar_feeds")
     op.drop_table("posting_slots")
     op.drop_table("media_items")
+    op.drop_column("channels", "timezone")
     op.drop_column("channels", "paused_at")
     op.drop_column("post_targets", "media_override")
     op.drop_index("ix_posts_tenant_series", table_name="posts")

@@ -43,6 +43,8 @@ class Channel(TenantScoped, Base):
     paused_until: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
     # Paused by a person (the queue page): its waiting posts are held as blocked until it is resumed.
     paused_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
+    # The channel's own IANA zone (an audience elsewhere), overriding the workspace's; None: the workspace's.
+    timezone: so.Mapped[str | None] = so.mapped_column(sa.String(64))
     # The account's own posting limits where the network has them (a Mastodon instance's max_characters...).
     limits: so.Mapped[dict[str, int] | None] = so.mapped_column(JSONB)
     created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())

@@ -72,6 +72,14 @@ def connect(session: so.Session, network: str, profile: Profile, credentials: Cr
     return channel
 
 
+def channel(session: so.Session, channel_id: int) -> Channel:
+    """One of the session's tenant's channels; LookupError if it has none with that id."""
+    found = session.scalar(sa.select(Channel).where(Channel.id == channel_id))
+    if found is None:
+        raise LookupError(channel_id)
+    return found
+
+
 def channels(session: so.Session) -> list[Channel]:
     return list(session.scalars(sa.select(Channel).order_by(Channel.network, sa.func.lower(Channel.handle))))
 

@@ -45,6 +45,22 @@ def channel_exists(session: so.Session, channel_id: int) -> bool:
     return session.scalar(sa.select(Channel.id).where(Channel.id == channel_id)) is not None
 
 
+def zone_of(channel: Channel, workspace_zone: str) -> str:
+    """The zone a channel's times are entered and shown in: its own, else the workspace's."""
+    return channel.timezone or workspace_zone
+
+
+def set_timezone(session: so.Session, channel_id: int, zone: str | None) -> Channel:
+    """Give the channel its own zone (None: follow the workspace). Posting slots keep their wall times."""
+    if zone is not None and not timezones.is_timezone(zone):
+        raise QueueError(f"Unknown time zone {zone!r}.")
+    channel = session.scalar(sa.select(Channel).where(Channel.id == channel_id))
+    if channel is None:
+        raise LookupError(channel_id)
+    channel.timezone = zone
+    return channel
+
+
 def slots(session: so.Session, channel_id: int) -> list[PostingSlot]:
     return list(
         session.scalars(

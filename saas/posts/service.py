@@ -244,8 +244,9 @@ def schedule_post(
         raise ComposeError("repeat", "A repeating post needs a date and time for its first occurrence.")
     slots = _queue_slots(session, channels, schedule, now) if schedule.queue else {}
     if slots:
-        local_time, scheduled_at = min(slots.values(), key=lambda pair: pair[1])
-        schedule = Schedule(publish_now=False, local_time=local_time, timezone=schedule.timezone)
+        first = min(channels, key=lambda c: slots[c.id][1])
+        local_time, scheduled_at = slots[first.id]
+        schedule = Schedule(False, local_time, queue.zone_of(first, schedule.timezone))
     else:
         scheduled_at = resolve_time(schedule, now)
     if post_id is None:
@@ -306,11 +307,13 @@ def _start_series(post: Post, rule: recurrence.Rule | None) -> None:
 def _queue_slots(
     session: so.Session, channels: list[Channel], schedule: Schedule, now: datetime
 ) -> dict[int, tuple[datetime, datetime]]:
-    """Each channel's next free slot as (local wall time, UTC)."""
+    """Each channel's next free slot as (local wall time in the channel's zone, UTC)."""
     found = {}
     for channel in channels:
         try:
-            found[channel.id] = queue.next_free_slot(session, channel.id, schedule.timezone, now)
+            found[channel.id] = queue.next_free_slot(
+                session, channel.id, queue.zone_of(channel, schedule.timezone), now
+            )
         except queue.QueueError as exc:
             raise ComposeError("when", f"@{channel.handle}: {exc}") from None
     return found

@@ -99,7 +99,20 @@ function csrfToken() {
   });
   form.addEventListener("submit", () => localStorage.removeItem(key));
 
+  // The time is entered in the chosen channels' own zone when they share one, else the workspace's.
+  const hint = document.getElementById("zone-hint");
+  function showZone() {
+    const zones = new Set(boxes().filter((b) => b.checked).map((b) => b.dataset.zone));
+    const own = zones.size === 1 ? [...zones][0] : "";
+    document.getElementById("zone-name").textContent = own || hint.dataset.workspaceZone;
+    document.getElementById("zone-source").textContent = own
+      ? "(the chosen channels' own zone)"
+      : "(the workspace's zone; change it in Settings)";
+  }
+  form.addEventListener("change", showZone);
+
   restore();
+  showZone();
   form.addEventListener("input", () => {
     snapshot();
     refresh();

@@ -82,10 +82,11 @@ def _refused(message: str) -> Any:
 
 def export() -> Any:
     """The visible window (same view, dates and filters as the calendar) as a CSV file."""
-    zone = g.workspace.timezone
+    filters = calendar_views.filters_from_request()
+    zone = calendar_views.zone_for(filters)
     view = request.args.get("view", "list")
     _anchor, start, end = calendar_views.window_of(view if view in calendar_views.VIEWS else "list", zone)
-    entries = calendar.window(db.session(), start, end, zone, calendar_views.filters_from_request(), full_text=True)
+    entries = calendar.window(db.session(), start, end, zone, filters, full_text=True)
     filename = f"{g.workspace.slug}-{start.isoformat()}-{end.isoformat()}.csv"
     return Response(
         csv_export.to_csv(entries, zone),

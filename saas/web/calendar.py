@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -11,7 +12,7 @@ from flask_login import current_user
 
 from saas import db, timezones
 from saas.channels import service as channel_service
-from saas.posts import calendar, ical
+from saas.posts import calendar, ical, queue
 from saas.posts.calendar import Filters
 from saas.security import require_role
 from saas.web.forms import ConfirmForm
@@ -65,12 +66,20 @@ def window_of(view: str, zone: str) -> tuple[date, date, date]:
     return anchor, start, max(end, start + timedelta(days=1))
 
 
+def zone_for(filters: Filters) -> str:
+    """The workspace's zone, or, filtered to one channel with its own zone, that channel's."""
+    if filters.channel_id is not None:
+        with contextlib.suppress(LookupError):
+            return queue.zone_of(channel_service.channel(db.session(), filters.channel_id), g.workspace.timezone)
+    return str(g.workspace.timezone)
+
+
 def page() -> Any:
-    zone = g.workspace.timezone
+    filters = filters_from_request()
+    zone = zone_for(filters)
     view = request.args.get("view", "month")
     view = view if view in VIEWS else "month"
     anchor, start, end = window_of(view, zone)
-    filters = filters_from_request()
     session = db.session()
     entries = calendar.window(session, start, end, zone, filters)
     by_day: dict[date, list[calendar.Entry]] = {}
@@ -117,9 +126,10 @@ def page() -> Any:
 
 def events() -> Any:
     """The list API: the window's posts as JSON (the calendar's data without the page)."""
-    zone = g.workspace.timezone
+    filters = filters_from_request()
+    zone = zone_for(filters)
     _anchor, start, end = window_of("list", zone)
-    entries = calendar.window(db.session(), start, end, zone, filters_from_request())
+    entries = calendar.window(db.session(), start, end, zone, filters)
     return jsonify(
         {
             "timezone": zone,

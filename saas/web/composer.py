@@ -135,9 +135,16 @@ def _split_thread(text: str) -> list[str]:
     return [p.strip() for p in parts if p.strip()]
 
 
-def schedule_from(form: ComposeForm) -> Schedule:
+def entry_zone(channels: list[Channel], chosen: list[int] | None) -> str:
+    """The zone the time is entered in: the chosen channels' own zone when they all share one, else the workspace's."""
+    zones = {c.timezone for c in channels if c.id in (chosen or ())}
+    only = next(iter(zones)) if len(zones) == 1 else None
+    return only or str(g.workspace.timezone)
+
+
+def schedule_from(form: ComposeForm, channels: list[Channel]) -> Schedule:
     """The chosen time, after any offered choice the person clicked (`choice` = "now" or "<iso>|<fold>")."""
-    zone = g.workspace.timezone
+    zone = entry_zone(channels, form.channels.data)
     choice = request.form.get("choice", "")
     # The fields take the chosen value too, so a re-shown form (another error) keeps it.
     if choice == "now":

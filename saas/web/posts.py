@@ -58,7 +58,7 @@ def _compose(post: Post | None) -> Any:
     form, channels = composer.compose_form(post)
     overrides = composer.overrides_of(post) if request.method == "GET" else composer.posted_overrides()
     media_ids, media_overrides = composer.media_of(post) if request.method == "GET" else composer.posted_media()
-    zone = g.workspace.timezone
+    zone = composer.entry_zone(channels, form.channels.data)
     error: ComposeError | None = None
     if form.validate_on_submit():
         save = service.save_draft if request.form.get("action") == "draft" else service.schedule_post
@@ -68,7 +68,7 @@ def _compose(post: Post | None) -> Any:
                 author_id=current_user.id,
                 text=form.text.data or "",
                 channel_ids=form.channels.data or [],
-                schedule=composer.schedule_from(form),
+                schedule=composer.schedule_from(form, channels),
                 extras=composer.extras_from(form),  # ComposeError too: a repeat rule that cannot be used
                 post_id=post.id if post else None,
             )
@@ -130,6 +130,7 @@ def detail(post_id: int) -> Any:
         waiting=any(t.state in (TargetState.SCHEDULED, TargetState.BLOCKED) for t in post.targets),
         published=any(t.state is TargetState.PUBLISHED for t in post.targets),
         deletable=remote_delete.deletable(db.session(), post.id),
+        format_local=timezones.format_local,
         repeat_rule=recurrence.Rule.from_json(post.recurrence).describe() if post.recurrence else "",
     )
 

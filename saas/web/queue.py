@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 
-from saas import db
+from saas import db, timezones
 from saas.channels import service as channel_service
 from saas.posts import queue
 from saas.posts.queue import QueueError
@@ -33,6 +33,8 @@ def index() -> Any:
         upcoming={c.id: queue.upcoming(session, c.id, now, limit=10) for c in channels},
         weekdays=queue.WEEKDAYS,
         zone=g.workspace.timezone,
+        zones=timezones.timezones(),
+        zone_of=queue.zone_of,
         can_edit=g.workspace.role in EDITORS,
     )
 
@@ -92,7 +94,8 @@ def channel_action(channel_id: int, action: str) -> Any:
         abort(404)
     try:
         if action == "shuffle":
-            moved = queue.shuffle(session, channel_id, g.workspace.timezone, utcnow())
+            zone = queue.zone_of(channel_service.channel(session, channel_id), g.workspace.timezone)
+            moved = queue.shuffle(session, channel_id, zone, utcnow())
             message = f"Shuffled {moved} queued post{'s' if moved != 1 else ''}."
         elif action == "pause":
             held = queue.pause(session, channel_id, utcnow())
@@ -108,4 +111,23 @@ def channel_action(channel_id: int, action: str) -> Any:
         abort(404)
     session.commit()
     flash(message, "success")
+    return _back()
+
+
+@bp.post("/<int:channel_id>/timezone")
+@require_role(*EDITORS)
+def set_timezone(channel_id: int) -> Any:
+    _checked()
+    zone = request.form.get("timezone", "").strip() or None
+    try:
+        channel = queue.set_timezone(db.session(), channel_id, zone)
+    except LookupError:
+        abort(404)
+    except QueueError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return _back()
+    db.session.commit()
+    shown = channel.timezone or f"the workspace's zone ({g.workspace.timezone})"
+    flash(f"@{channel.handle} now uses {shown} for its times and posting slots.", "success")
     return _back()

@@ -134,3 +134,47 @@ def test_a_paused_channel_holds_its_posts_until_resumed(client, studio, pipeline
     client.submit(f"/w/{tenant.slug}/queue/{main.id}/resume", page=f"/w/{tenant.slug}/queue")
     pipeline.run_once()
     assert sorted(p.text for p in network.posts("bluebell")) == ["Also held", "Hold on"]
+
+
+def test_a_channel_with_its_own_zone_uses_it_for_slots_entry_and_the_calendar(client, studio):
+    tenant, main, second = studio
+    page = f"/w/{tenant.slug}/queue"
+    response = client.submit(f"{page}/{second.id}/timezone", {"timezone": "America/New_York"}, page=page)
+    assert "@bluebellcafe now uses America/New_York" in client.get(response.headers["Location"]).get_data(as_text=True)
+    add_slot(client, tenant, second, 0, "09:00")
+    add_to_queue(client, tenant, [second], "Good morning, New York")
+    [target] = _targets(tenant)
+    new_york = zoneinfo.ZoneInfo("America/New_York")
+    assert target.scheduled_at.astimezone(new_york).strftime("%a %H:%M") == "Mon 09:00"
+
+    # Composing for that channel alone, the time is entered in its zone.
+    compose = f"/w/{tenant.slug}/posts/new"
+    day = (datetime.now(UTC) + timedelta(days=4)).date()
+    fields = {"text": "Lunch in NY", "channels": str(second.id), "date": f"{day}", "time": "12:00"}
+    client.submit(compose, fields, page=compose)
+    with app_context(), tenant_session(tenant.id) as session:
+        post = session.scalar(sa.select(Post).where(Post.text == "Lunch in NY"))
+    assert (post.timezone, post.local_time.hour) == ("America/New_York", 12)
+    assert post.scheduled_at == datetime(day.year, day.month, day.day, 12, tzinfo=new_york).astimezone(UTC)
+
+    # With the workspace's channel too, the workspace's zone applies.
+    fields = {"text": "Both", "channels": [str(main.id), str(second.id)], "date": f"{day}", "time": "12:00"}
+    client.submit(compose, fields, page=compose)
+    with app_context(), tenant_session(tenant.id) as session:
+        assert session.scalar(sa.select(Post.timezone).where(Post.text == "Both")) == "Europe/Berlin"
+
+    cal = client.get(f"/w/{tenant.slug}/calendar?date={day}&channel={second.id}").get_data(as_text=True)
+    assert "Times in <strong>America/New_York</strong>" in cal and "12:00</strong> Lunch in NY" in cal
+    listed = client.get(f"/w/{tenant.slug}/calendar/events?from={day}&channel={second.id}").get_json()
+    by_text = {p["text"]: p["local_time"] for p in listed["posts"]}
+    assert listed["timezone"] == "America/New_York"
+    assert by_text["Lunch in NY"] == f"{day}T12:00" and by_text["Both"] == f"{day}T06:00"  # 12:00 in Berlin
+
+
+def test_an_unknown_zone_is_refused(client, studio):
+    tenant, _, second = studio
+    page = f"/w/{tenant.slug}/queue"
+    response = client.submit(f"{page}/{second.id}/timezone", {"timezone": "Mars/Olympus"}, page=page)
+    assert "Unknown time zone &#39;Mars/Olympus&#39;." in client.get(response.headers["Location"]).get_data(
+        as_text=True
+    )
