@@ -19,6 +19,7 @@ Usage (progress on stderr):
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -172,6 +173,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             from saas import create_app
 
             app = create_app({"WTF_CSRF_ENABLED": False})
+        if not args.no_gc_freeze:
+            gc.freeze()  # as wsgi.py does after create_app()
         client = app.test_client()
         client.post("/login", data={"email": "owner@bench.example", "password": PASSWORD})
         slug = facts["slug"]
@@ -208,6 +211,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             "busy_workspace_posts": facts["busy_posts"],
             "workspaces": facts["workspaces"],
             "seed_seconds": round(seed_seconds, 1),
+            "gc_freeze": not args.no_gc_freeze,
         }
     finally:
         redis_server.stop()
@@ -221,6 +225,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--targets", type=int, default=1_000_000, help="post targets in all workspaces")
     parser.add_argument("--posts", type=int, default=10_000, help="posts of the measured workspace")
     parser.add_argument("--requests", type=int, default=200, help="requests of each kind")
+    parser.add_argument("--no-gc-freeze", action="store_true", help="skip wsgi.py's gc.freeze() (to compare)")
     return parser.parse_args(argv)
 
 
