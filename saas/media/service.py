@@ -20,6 +20,7 @@ IMAGE_FORMATS = {
 }
 MAX_IMAGE_BYTES = 16 * 1024 * 1024
 MAX_VIDEO_BYTES = 300 * 1000 * 1000
+MAX_UPLOAD_BYTES = MAX_VIDEO_BYTES + 1_000_000  # one request: the largest video plus the form around it
 MIN_SIDE, MAX_SIDE = 32, 8192
 MAX_ALT = 1500
 

@@ -32,6 +32,8 @@ def index() -> Any:
 @require_role(*EDITORS)
 def preview() -> Any:
     """Check the uploaded file and show every row's problems; nothing is saved."""
+    if (request.content_length or 0) > csv_import.MAX_BYTES + 100_000:
+        return _refused(f"The file is larger than {csv_import.MAX_BYTES // 2**20} MB. Split it into smaller files.")
     if not ConfirmForm().validate_on_submit():
         abort(400)
     upload = request.files.get("file")

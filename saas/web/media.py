@@ -33,6 +33,10 @@ def index() -> Any:
 @bp.post("")
 @require_role(*EDITORS)
 def upload() -> Any:
+    # Refused before the body is read: an upload never has to fit in memory to be turned away.
+    if (request.content_length or 0) > service.MAX_UPLOAD_BYTES:
+        flash(f"Upload at most {service.MAX_UPLOAD_BYTES // 1_000_000} MB at a time.", "error")
+        return redirect(url_for("workspace.media.index"))
     if not ConfirmForm().validate_on_submit():
         abort(400)
     files = [f for f in request.files.getlist("files") if f and f.filename]

@@ -200,3 +200,12 @@ def test_the_calendar_feed_is_secret_revocable_and_only_this_workspace(client, s
     assert anonymous.get(path).status_code == 200
     client.submit(f"/w/{tenant.slug}/calendar/feed/{feed_id}/revoke", page=f"/w/{tenant.slug}/calendar")
     assert anonymous.get(path).status_code == 404
+
+
+def test_a_file_too_large_is_refused_before_it_is_read(client, studio):
+    tenant, _, _ = studio
+    big = b"text,channels,date,time\n" + b"x" * (3 * 1024 * 1024)
+    response = preview(client, tenant, big)
+    assert response.status_code == 422
+    assert "The file is larger than 2 MB. Split it into smaller files." in response.get_data(as_text=True)
+    assert _post_count(tenant) == 0
