@@ -52,6 +52,11 @@ function csrfToken() {
     }
   }
 
+  const thread = form.querySelector('textarea[name="thread"]');
+  function threadParts() {
+    return thread.value.split(/^\s*---\s*$/m).map((p) => p.trim()).filter(Boolean);
+  }
+
   function preview(c) {
     const card = document.createElement("article");
     card.className = "preview preview-" + c.network.toLowerCase().replace(/\W+/g, "-");
@@ -64,7 +69,22 @@ function csrfToken() {
     const foot = document.createElement("footer");
     foot.className = c.over ? "error" : "muted";
     foot.textContent = `${c.length} of ${c.limit}` + (c.override ? " · own text" : "");
-    card.append(head, body, foot);
+    card.append(head, body);
+    const parts = threadParts();
+    if (parts.length && c.supports_threads) {
+      for (const [i, part] of parts.entries()) {
+        const reply = document.createElement("p");
+        reply.className = "post-text thread-part";
+        reply.textContent = `${i + 2}/${parts.length + 1} ${part}`;
+        card.append(reply);
+      }
+    } else if (parts.length) {
+      const note = document.createElement("p");
+      note.className = "error";
+      note.textContent = `${c.network} does not take threads: only the first post would go out, so scheduling refuses it.`;
+      card.append(note);
+    }
+    card.append(foot);
     return card;
   }
 

@@ -120,3 +120,11 @@ def test_the_composer_keeps_what_was_typed_across_a_reload(app, live_server: str
     expect(page.get_by_label("Internal notes")).to_have_value("check the oven times")
     page.get_by_role("button", name="Discard it").click()
     expect(page.get_by_label("Text", exact=True)).to_have_value("")
+
+    # The preview says when a network cannot take a thread, before "Schedule" refuses it.
+    page.get_by_label("Text", exact=True).fill("Rye is back")
+    page.get_by_label(re.compile(r"Autosave Bakery \(@")).check()
+    page.get_by_label("Thread").fill("Sourdough too\n---\nAnd spelt")
+    expect(page.locator("#previews")).to_contain_text("Sandbox does not take threads")
+    page.get_by_role("button", name="Schedule").click()
+    expect(page.locator(".error-summary")).to_contain_text("Sandbox does not take threads: publish one post.")
