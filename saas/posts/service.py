@@ -508,7 +508,7 @@ def _locked_post(session: so.Session, post_id: int) -> Post | None:
     )
 
 
-def reschedule(session: so.Session, post_id: int, schedule: Schedule, now: datetime | None = None) -> Post | None:
+def move_post(session: so.Session, post_id: int, schedule: Schedule, now: datetime | None = None) -> Post | None:
     """Move a post (and its targets still waiting) to a new wall time; targets already in flight or done stay."""
     post = _locked_post(session, post_id)
     if post is None:

@@ -196,7 +196,7 @@ def move(post_id: int) -> Any:
             publish_now=False, local_time=local, timezone=post.timezone or g.workspace.timezone, fold=fold
         )
         try:
-            service.reschedule(db.session(), post_id, schedule)
+            service.move_post(db.session(), post_id, schedule)
         except (ComposeError, PostActionError) as exc:
             db.session.rollback()
             error = exc if isinstance(exc, ComposeError) else ComposeError("when", str(exc))
