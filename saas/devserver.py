@@ -96,11 +96,14 @@ def main() -> int:
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",
-                "2",
+                str(settings["WEB_CONCURRENCY"]),
                 "--access-logfile",
                 "-",
             ],
-            "worker": [python, "-m", "flask", "--app", "wsgi", "worker"],
+            **{
+                f"worker-{n}" if n > 1 else "worker": [python, "-m", "flask", "--app", "wsgi", "worker"]
+                for n in range(1, settings["WORKER_PROCESSES"] + 1)
+            },
             "clock": [python, "-m", "flask", "--app", "wsgi", "clock"],
         }
         for name, command in processes.items():
