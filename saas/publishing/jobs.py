@@ -5,6 +5,11 @@ For each target, in this order:
    `publishing`, and write the attempt row. Nothing is sent before this commits.
 2. Call the network (outside any transaction).
 3. In one transaction: close the attempt and move the target to its next state.
+   Successes (most targets) are written a tenant at a time, a few statements for
+   many targets (`PublishedLog`); every other outcome is written at once.
+
+Step 1 is written a tenant at a time too, and each tenant's targets start
+publishing as soon as theirs is committed.
 
 A worker killed between 1 and 3 leaves an open attempt and a `publishing`
 target; lease recovery (dispatch.py) then marks the outcome unknown, and the
