@@ -224,17 +224,16 @@ class FakeStripe(FakeServer):
             return sub
 
     def set_status(self, subscription_id: str, status: str) -> dict[str, Any]:
-        """Stripe moved the subscription (dunning ended, or an operator acted); canceled ends it."""
+        """Stripe moved the subscription (dunning ended, or an operator acted); canceled ends it. Returns the event."""
         with self.clock.lock:
             sub = self.subscriptions[subscription_id]
             previous = {"status": sub["status"]}
             sub["status"] = status
             if status == "canceled":
                 sub["canceled_at"] = sub["ended_at"] = self._now()
-                self._emit("customer.subscription.deleted", sub, previous)
+                return self._emit("customer.subscription.deleted", sub, previous)
             else:
-                self._emit("customer.subscription.updated", sub, previous)
-            return sub
+                return self._emit("customer.subscription.updated", sub, previous)
 
     def decline_cards(self, customer_id: str, declines: bool = True) -> None:
         with self.clock.lock:
@@ -324,7 +323,7 @@ class FakeStripe(FakeServer):
             if sub is None:
                 return _missing("subscription", parts[1])
             self.set_status(parts[1], "canceled")
-            return json_response(200, sub, outcome="committed")
+            return json_response(200, self.subscriptions[parts[1]], outcome="committed")
         if route == ("GET", "invoices", 1):
             return self._list_invoices(params)
         if route == ("GET", "invoices", 2):
