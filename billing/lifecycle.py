@@ -37,8 +37,6 @@ LIVE = frozenset(
         SubscriptionStatus.PAUSED,
     }  # fmt: skip
 )
-# A checkout that never completed its first payment: the free trial still applies.
-NEVER_PAID = frozenset({SubscriptionStatus.INCOMPLETE, SubscriptionStatus.INCOMPLETE_EXPIRED})
 BILLING_PAGE_HINT = "Open Billing in this workspace's menu"
 
 
@@ -186,8 +184,7 @@ def _state(
 ) -> BillingState:
     plans = settings.plans
     trial_end = _trial_end(payer, settings)
-    never_started = sub is None or sub.stripe_subscription_id is None or sub.status is None
-    if never_started or (sub is not None and sub.status in NEVER_PAID and now < trial_end):
+    if sub is None or sub.stripe_subscription_id is None or sub.status is None:
         return BillingState(
             enabled=settings.enabled,
             tenant_id=tenant_id,
