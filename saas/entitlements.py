@@ -169,7 +169,8 @@ def dispatch_problem(target: PostTarget) -> str | None:
         rank = _rank_in_month(session, target.post, target.tenant_id)
         if rank >= limits.posts_per_month:
             return (
-                f"The {current.plan.name} plan includes {limits.posts_per_month} scheduled posts a month, "
+                f"The {current.plan.name} plan includes {limits.posts_per_month} scheduled "
+                f"post{'' if limits.posts_per_month == 1 else 's'} a month, "
                 "and this post is beyond them. Change plan on the Billing page, then reschedule it."
             )
     return None
