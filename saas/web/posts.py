@@ -12,6 +12,7 @@ from saas import db
 from saas.channels import service as channel_service
 from saas.channels.models import ChannelHealth
 from saas.posts import service
+from saas.posts.models import PostTarget
 from saas.posts.service import ComposeError, Schedule, TargetActionError
 from saas.security import require_role
 from saas.web.forms import ComposeForm, ConfirmForm, MarkPublishedForm, RescheduleForm
@@ -132,6 +133,9 @@ def mark_published(post_id: int, target_id: int) -> Any:
 @require_role(*PUBLISHERS_ROLES)
 def reschedule(post_id: int, target_id: int) -> Any:
     """A post held back (by billing) goes out at a new time a person picks: held posts never fire in a burst."""
+    target = db.session.get(PostTarget, target_id)
+    if target is None or target.post_id != post_id:
+        abort(404)  # before reading the form: another workspace's ids are simply not there
     form = RescheduleForm()
     back = redirect(url_for("workspace.posts.detail", post_id=post_id))
     if not form.validate_on_submit():
@@ -142,13 +146,11 @@ def reschedule(post_id: int, target_id: int) -> Any:
     )
     try:
         moment = service.resolve_time(schedule, service.utcnow())
-        target = service.reschedule(db.session(), post_id, target_id, moment)
+        service.reschedule(db.session(), post_id, target_id, moment)
     except (ComposeError, TargetActionError) as exc:
         db.session.rollback()
         flash(getattr(exc, "message", str(exc)), "error")
         return back
-    if target is None:
-        abort(404)
     handle = target.channel.handle
     db.session.commit()
     flash(f"Rescheduled for @{handle}.", "success")
