@@ -25,6 +25,7 @@ class BillingSettings:
     plans: Mapping[str, Plan]
     grace: timedelta  # how long past_due keeps publishing
     trial: timedelta
+    trial_carries_over: bool  # choosing a plan mid-trial starts a Stripe trial for the days left
     stripe: StripeSettings | None
 
     @classmethod
@@ -44,5 +45,6 @@ class BillingSettings:
             plans=load_plans(config),
             grace=config["BILLING_GRACE_PERIOD"],
             trial=timedelta(days=int(config["BILLING_TRIAL_DAYS"])),
+            trial_carries_over=bool(config.get("BILLING_TRIAL_CARRIES_OVER")),
             stripe=stripe,
         )

@@ -92,9 +92,11 @@ def start_checkout(
     if row.status in LIVE and row.stripe_subscription_id:
         raise BillingError("This workspace already has a subscription. Change or cancel it in the billing portal.")
     assert plan.stripe_price_id is not None and row.stripe_customer_id is not None
-    # Carry the unused part of the free trial over, so choosing a plan early costs nothing.
+    # Optionally carry the unused part of the free trial over, so choosing a plan early costs nothing yet.
     trial_end = tenant.created_at + settings.trial
-    carry_trial = row.stripe_subscription_id is None and trial_end - now >= MIN_CHECKOUT_TRIAL
+    carry_trial = (
+        settings.trial_carries_over and row.stripe_subscription_id is None and trial_end - now >= MIN_CHECKOUT_TRIAL
+    )
     return gateway.create_checkout_session(
         customer_id=row.stripe_customer_id,
         price_id=plan.stripe_price_id,

@@ -109,6 +109,9 @@ def _billing_settings() -> dict[str, Any]:
         "STRIPE_PRICE_PRO": _env("STRIPE_PRICE_PRO"),
         "STRIPE_PRICE_AGENCY": _env("STRIPE_PRICE_AGENCY"),
         "BILLING_TRIAL_DAYS": int(_env("BILLING_TRIAL_DAYS", "14") or 14),
+        # "1": choosing a plan during the free trial starts a Stripe trial for the days left (first charge at its
+        # end); otherwise the plan starts, and is charged, at once.
+        "BILLING_TRIAL_CARRIES_OVER": _env("BILLING_TRIAL_CARRIES_OVER", "0") == "1",
         "BILLING_GRACE_PERIOD": timedelta(days=float(_env("BILLING_GRACE_DAYS", "7") or 7)),
         # Names, prices shown and limits per plan, e.g. {"pro": {"channels": 20, "price_label": "€39 / month"}}.
         "BILLING_PLANS": json.loads(_env("BILLING_PLANS", "{}") or "{}"),

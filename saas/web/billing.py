@@ -90,6 +90,7 @@ def index() -> Any:
         can_manage=g.workspace.role in TEAM_MANAGERS,
         confirm=ConfirmForm(formdata=None),
         enabled=current_app.config["BILLING_ENABLED"],
+        trial_carries_over=current_app.config["BILLING_TRIAL_CARRIES_OVER"],
         now=entitlements.utcnow(),
     )
 

@@ -24,10 +24,11 @@ def test_billing_page_shows_plan_status_renewal_usage_and_invoices(client, strip
 
     page = client.get(f"/w/{tenant.slug}/billing").get_data(as_text=True)
     assert re.search(r'id="billing-plan">Pro<', page)
-    assert "Trialing" in page
+    assert re.search(r'id="billing-status"><span class="state state-published">Active<', page)
+    assert "Renews" in page
     assert "Channels: 0 of 10" in page and "Scheduled posts this month: 0 (unlimited)" in page
     assert "Seats (owners, admins, editors; reviewers and viewers are free): 1 of 5" in page
-    assert "FAKE-0001" in page and "0.00 EUR" in page  # the trial's first, free invoice
+    assert "FAKE-0001" in page and "29.00 EUR" in page and "Paid" in page
     assert "UTC" in page  # every time names its zone
     assert "Manage payment method, invoices or cancel" in page
     assert "Choose Pro" not in page
@@ -39,9 +40,9 @@ def test_return_page_records_the_subscription_even_before_its_webhook(client, st
     stripe.hold = True  # no webhook arrives
     subscribe(client, stripe, tenant)
     row = subscription_row(tenant.id)
-    assert (row.plan, row.status) == ("pro", SubscriptionStatus.TRIALING)
+    assert (row.plan, row.status) == ("pro", SubscriptionStatus.ACTIVE)
     page = client.get(f"/w/{tenant.slug}/billing").get_data(as_text=True)
-    assert "Thank you: this workspace is on Pro (trialing)." in page
+    assert "Thank you: this workspace is on Pro (active)." in page
 
 
 def test_portal_session_goes_to_stripe_for_this_workspace_only(client, stripe):

@@ -25,9 +25,11 @@ def _texts(network) -> list[str]:
 def test_trial_end_past_due_grace_blocked_then_paid_resumes_without_a_burst(
     app, client, stripe, pipeline, network, outbox, monkeypatch
 ):
+    monkeypatch.setitem(app.config, "BILLING_TRIAL_CARRIES_OVER", True)  # Pro starts with the trial's days left
     tenant, owner = make_workspace()
     client.log_in(owner.email, PASSWORD)
     sub_id = subscribe(client, stripe, tenant)
+    assert subscription_row(tenant.id).status is SubscriptionStatus.TRIALING
     channel = pipeline.connect(tenant, "bakery")
 
     # Trialing publishes.

@@ -41,7 +41,7 @@ def test_bad_missing_or_stale_signatures_are_refused_and_change_nothing(client, 
 
 def test_the_signature_covers_the_raw_bytes_not_the_json(client, stripe, webhook_base):
     tenant, _owner, sub_id = _subscribed(client, stripe)
-    assert subscription_row(tenant.id).status is SubscriptionStatus.TRIALING  # the free trial carried over
+    assert subscription_row(tenant.id).status is SubscriptionStatus.ACTIVE
     stripe.hold = True
     event = stripe.set_status(sub_id, "unpaid")
     raw = json.dumps(event, indent=2)
@@ -50,7 +50,7 @@ def test_the_signature_covers_the_raw_bytes_not_the_json(client, stripe, webhook
 
     response = httpx.post(f"{webhook_base}/webhooks/stripe", content=reserialised, headers={"Stripe-Signature": header})
     assert response.status_code == 400
-    assert subscription_row(tenant.id).status is SubscriptionStatus.TRIALING
+    assert subscription_row(tenant.id).status is SubscriptionStatus.ACTIVE
 
     response = httpx.post(f"{webhook_base}/webhooks/stripe", content=raw, headers={"Stripe-Signature": header})
     assert response.status_code == 200
@@ -88,7 +88,7 @@ def test_invoice_paid_before_subscription_created_converges(client, stripe):
 
     row = subscription_row(tenant.id)
     assert (row.stripe_subscription_id, row.plan) == (sub_id, "pro")
-    assert row.status == stripe.subscriptions[sub_id]["status"] == "trialing"  # the trial carried over
+    assert row.status == stripe.subscriptions[sub_id]["status"] == "active"
     outcomes = dict(events_recorded())
     assert outcomes[by_type["invoice.paid"]["id"]] == "fetched"
     # The creation event is older than the fetched state: it is checked against Stripe, not applied blindly.
