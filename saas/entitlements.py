@@ -16,11 +16,13 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import current_app
 
+from billing import subscriptions as billing_subscriptions
 from billing.gateway import Gateway, gateway_for
 from billing.lifecycle import Action, BillingState, Usage, covered_tenants, state_for
 from billing.plans import SEAT_ROLES
 from billing.settings import BillingSettings
 from billing.subscriptions import Change
+from saas import db
 from saas.channels.models import Channel
 from saas.posts.models import Post, PostState, PostTarget, TargetState
 from tenants.models import Invitation, Membership, Role, Tenant
@@ -199,6 +201,17 @@ def _rank_in_month(session: so.Session, post: Post, tenant_id: int) -> int:
         )
     )
     return int(before or 0)
+
+
+# -- agency billing
+
+
+def sync_agency_quantity(agency_id: int) -> int | None:
+    """After managed clients change: bill the agency for as many as it now manages (Stripe prorates)."""
+    with db.new_session() as session:
+        quantity = billing_subscriptions.sync_agency_quantity(session, gateway(), agency_id)
+        session.commit()
+    return quantity
 
 
 # -- when a subscription changes --------------------------------------------------------------------------------------

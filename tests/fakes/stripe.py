@@ -39,6 +39,7 @@ Control API (JSON, under `<base>/_control/`, on top of the generic one):
 from __future__ import annotations
 
 import argparse
+import base64
 import dataclasses
 import hashlib
 import hmac
@@ -284,7 +285,7 @@ class FakeStripe(FakeServer):
             return self._hosted(request, path)
         if not path.startswith("/v1/"):
             return _error(404, f"Unrecognized request URL ({request.method}: {path}).")
-        if request.header("authorization") != f"Bearer {self.secret_key}":
+        if not self._authorized(request.header("authorization")):
             return _error(401, "Invalid API Key provided.", type_="invalid_request_error", code="api_key_invalid")
         key = request.header("idempotency-key")
         if request.method == "POST" and key:
@@ -723,6 +724,16 @@ class FakeStripe(FakeServer):
                 self.pay_open_invoices(object_id)
                 return json_response(200, {"paid": True})
         return json_response(404, {"error": f"nothing to control at {name}"})
+
+    def _authorized(self, header: str) -> bool:
+        """Bearer <secret key>, or Basic auth with the key as the user name (`curl -u sk_test_...:`), like Stripe."""
+        scheme, _, value = header.partition(" ")
+        if scheme == "Bearer":
+            return hmac.compare_digest(value, self.secret_key)
+        if scheme == "Basic":
+            user = base64.b64decode(value.encode()).decode(errors="replace").partition(":")[0]
+            return hmac.compare_digest(user, self.secret_key)
+        return False
 
     # -- small helpers -----------------------------------------------------------------------------------------------
 
