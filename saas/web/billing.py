@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from typing import Any
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from flask import (
@@ -30,7 +31,7 @@ from billing.subscriptions import BillingError, finish_checkout, portal_url, sta
 from saas import db, entitlements, mail
 from saas.extensions import csrf
 from saas.notifications.service import admins, notify
-from saas.security import TEAM_MANAGERS, require_role
+from saas.security import CONTENT_SECURITY_POLICY, TEAM_MANAGERS, require_role
 from saas.web.forms import ConfirmForm
 from tenants.models import Tenant, TenantKind
 from tenants.scoping import system_session, tenant_session
@@ -60,6 +61,21 @@ def init_app(app: Flask) -> None:
         now = entitlements.utcnow()
         return {"billing_state": state, "billing_in_grace": state.in_grace(now),
                 "billing_problem": state.publishing_problem(now)}  # fmt: skip
+
+
+# Stripe's hosted pages. Browsers apply the page's form-action to where a form's POST redirects, so the
+# billing page must name them for "Choose a plan" and "Manage" to reach Checkout and the Portal.
+STRIPE_PAGES = "https://checkout.stripe.com https://billing.stripe.com"
+
+
+@bp.after_request
+def _allow_stripe_redirects(response: Any) -> Any:
+    base = current_app.config["STRIPE_API_BASE"]
+    origins = STRIPE_PAGES if base == "https://api.stripe.com" else "{0.scheme}://{0.netloc}".format(urlsplit(base))
+    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY.replace(
+        "form-action 'self'", f"form-action 'self' {origins}"
+    )
+    return response
 
 
 def _enabled_or_404() -> None:
