@@ -90,15 +90,18 @@ def usage(session: so.Session, tenant_id: int, month_of: datetime | None = None)
             Invitation.expires_at > utcnow(),
         )
     )
-    posts = session.scalar(
-        sa.select(sa.func.count(Post.id)).where(
-            Post.tenant_id == tenant_id,
-            Post.state.in_(COUNTED_POST_STATES),
-            Post.scheduled_at >= start,
-            Post.scheduled_at < end,
-        )
-    )
+    posts = session.scalar(_posts_in_month(tenant_id, start, end))
     return Usage(channels=channels or 0, seats=(members or 0) + (invited or 0), posts_per_month=posts or 0)
+
+
+def _posts_in_month(tenant_id: int, start: datetime, end: datetime) -> sa.Select[tuple[int]]:
+    """Count the posts that take a place in the allowance of the month [start, end)."""
+    return sa.select(sa.func.count(Post.id)).where(
+        Post.tenant_id == tenant_id,
+        Post.state.in_(COUNTED_POST_STATES),
+        Post.scheduled_at >= start,
+        Post.scheduled_at < end,
+    )
 
 
 # -- at the point of action -------------------------------------------------------------------------------------------
@@ -192,12 +195,8 @@ def _rank_in_month(session: so.Session, post: Post, tenant_id: int) -> int:
     tenant = session.get_one(Tenant, tenant_id)
     start, end = month_bounds(post.scheduled_at, tenant.timezone)
     before = session.scalar(
-        sa.select(sa.func.count(Post.id)).where(
-            Post.tenant_id == tenant_id,
-            Post.state.in_(COUNTED_POST_STATES),
-            Post.scheduled_at >= start,
-            Post.scheduled_at < end,
-            sa.tuple_(Post.scheduled_at, Post.id) < sa.tuple_(post.scheduled_at, post.id),
+        _posts_in_month(tenant_id, start, end).where(
+            sa.tuple_(Post.scheduled_at, Post.id) < sa.tuple_(post.scheduled_at, post.id)
         )
     )
     return int(before or 0)

@@ -8,20 +8,20 @@ run for real. Without it, billing stays off, as it is for the rest of the suite.
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
 import sqlalchemy as sa
 from flask import Flask
-from werkzeug.serving import make_server
 
 from billing.models import StripeEvent, Subscription
 from saas import db
 from tenants.models import Tenant
 from tests.factories import app_context
 from tests.fakes.stripe import FakeStripe
+from tests.live_server import serving
 from tests.publishing.conftest import network, pipeline  # noqa: F401  (fixtures reused here)
 
 PRICES = {"STRIPE_PRICE_PRO": "price_pro", "STRIPE_PRICE_AGENCY": "price_agency"}
@@ -30,18 +30,14 @@ PRICES = {"STRIPE_PRICE_PRO": "price_pro", "STRIPE_PRICE_AGENCY": "price_agency"
 @pytest.fixture(scope="session")
 def webhook_base(app: Flask) -> Iterator[str]:
     """The session's app on 127.0.0.1 (a free port), where FakeStripe sends webhooks."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="billing-live-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(app, "billing-live-server") as base_url:
+        yield base_url
 
 
-def configure_billing(app: Flask, fake: FakeStripe, monkeypatch: pytest.MonkeyPatch) -> None:
+@contextmanager
+def fake_stripe_for(app: Flask, app_base_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
+    """A FakeStripe sending webhooks to the app at `app_base_url`, with the app's billing pointed at it."""
+    fake = FakeStripe(webhook_url=f"{app_base_url}/webhooks/stripe").start()
     settings = {
         "BILLING_ENABLED": True,
         "STRIPE_SECRET_KEY": fake.secret_key,
@@ -51,17 +47,17 @@ def configure_billing(app: Flask, fake: FakeStripe, monkeypatch: pytest.MonkeyPa
     }
     for name, value in settings.items():
         monkeypatch.setitem(app.config, name, value)
-
-
-@pytest.fixture
-def stripe(app: Flask, webhook_base: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
-    fake = FakeStripe(webhook_url=f"{webhook_base}/webhooks/stripe").start()
-    configure_billing(app, fake, monkeypatch)
     try:
         yield fake
     finally:
         fake.wait_delivered()  # nothing may land after the tables are emptied for the next test
         fake.stop()
+
+
+@pytest.fixture
+def stripe(app: Flask, webhook_base: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
+    with fake_stripe_for(app, webhook_base, monkeypatch) as fake:
+        yield fake
 
 
 def subscribe(client: Any, stripe: FakeStripe, tenant: Tenant, plan: str = "pro", *, back: bool = True) -> str:

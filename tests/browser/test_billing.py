@@ -9,7 +9,7 @@ import pytest
 from flask import Flask
 from playwright.sync_api import Page, expect
 
-from tests.billing.conftest import configure_billing
+from tests.billing.conftest import fake_stripe_for
 from tests.fakes.stripe import FakeStripe
 
 EMAIL = "mary@example.com"
@@ -18,13 +18,8 @@ PASSWORD = "copper-kettle-orchard-58"
 
 @pytest.fixture
 def stripe(app: Flask, live_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
-    fake = FakeStripe(webhook_url=f"{live_server}/webhooks/stripe").start()
-    configure_billing(app, fake, monkeypatch)
-    try:
+    with fake_stripe_for(app, live_server, monkeypatch) as fake:
         yield fake
-    finally:
-        fake.wait_delivered()
-        fake.stop()
 
 
 def test_sign_up_choose_pro_pay_and_see_it_active(
