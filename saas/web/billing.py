@@ -190,6 +190,8 @@ def checkout_return() -> Any:
     if change is not None:
         entitlements.release_billing_holds(db.session(), change)
     db.session.commit()
+    if change is not None:
+        _sync_agency_of(change.payer_tenant_id)
     state = entitlements.state(db.session(), g.workspace.tenant_id)
     if change is None:
         flash("We have not heard from the payment provider yet. This page shows your plan once it confirms.", "info")
@@ -245,7 +247,21 @@ def stripe_webhook() -> Any:
             return {"error": "could not fetch the subscription; retry later"}, 503  # Stripe retries
         session.commit()
     _tell_people(handled)
+    if handled.change is not None:
+        _sync_agency_of(handled.change.payer_tenant_id)
     return {"received": True, "outcome": handled.outcome}, 200
+
+
+def _sync_agency_of(tenant_id: int) -> None:
+    """A managed client started or stopped paying for itself: its agency's quantity follows."""
+    agency_id = db.session.scalar(sa.select(Tenant.managed_by_id).where(Tenant.id == tenant_id))
+    if agency_id is None:
+        return
+    try:
+        entitlements.sync_agency_quantity(agency_id)
+    except GatewayError:
+        # The client's own change is recorded; the agency's count is corrected on the next sync.
+        log.exception("could not update the quantity of agency %s", agency_id)
 
 
 NOTICES = {

@@ -110,12 +110,10 @@ def test_agency_quantity_follows_its_managed_clients(client, stripe):
     add_member(third, third_owner, Role.OWNER)
     other = client.application.test_client()
     other.log_in(third_owner.email, PASSWORD)
-    subscribe(other, stripe, third)
-    with app_context(), db.new_session() as session:
-        assert subscriptions.sync_agency_quantity(session, entitlements.gateway(), agency.id) == 2
-        session.commit()
+    subscribe(other, stripe, third)  # no explicit sync: the client's new subscription triggers it
     stripe.wait_delivered()
     assert subscription_row(agency.id).quantity == 2
+    assert stripe.subscriptions[sub_id]["items"]["data"][0]["quantity"] == 2
 
     page = client.get(f"/w/{agency.slug}/billing").get_data(as_text=True)
     assert "Billed for</dt><dd>2 managed clients" in page
