@@ -59,6 +59,8 @@ def load() -> dict[str, Any]:
         # `make run` starts local fakes of both and offers them on the Channels page.
         "MASTODON_LOCAL_URL": _env("MASTODON_LOCAL_URL"),
         "BLUESKY_LOCAL_PDS_URL": _env("BLUESKY_LOCAL_PDS_URL"),
+        # Billing (billing/): off unless a Stripe secret key is set; `make run` points it at the local fake.
+        **_billing_settings(),
         "PUBLISH_LEASE_SECONDS": int(_env("PUBLISH_LEASE_SECONDS", "180") or 180),
         "PUBLISH_BATCH_SIZE": int(_env("PUBLISH_BATCH_SIZE", "200") or 200),
         "PUBLISH_CLAIM_LIMIT": int(_env("PUBLISH_CLAIM_LIMIT", "1000") or 1000),
@@ -95,6 +97,30 @@ def load() -> dict[str, Any]:
     }
 
 
+def _billing_settings() -> dict[str, Any]:
+    import json
+
+    secret_key = _env("STRIPE_SECRET_KEY")
+    return {
+        "BILLING_ENABLED": bool(secret_key),
+        "STRIPE_SECRET_KEY": secret_key,
+        "STRIPE_WEBHOOK_SECRET": _env("STRIPE_WEBHOOK_SECRET"),
+        "STRIPE_API_BASE": (_env("STRIPE_API_BASE", "https://api.stripe.com") or "").rstrip("/"),
+        "STRIPE_TIMEOUT_SECONDS": float(_env("STRIPE_TIMEOUT_SECONDS", "20") or 20),
+        # Stripe's own libraries default to 300 s; a wider window accepts older replays.
+        "STRIPE_WEBHOOK_TOLERANCE_SECONDS": int(_env("STRIPE_WEBHOOK_TOLERANCE_SECONDS", "300") or 300),
+        "STRIPE_PRICE_PRO": _env("STRIPE_PRICE_PRO"),
+        "STRIPE_PRICE_AGENCY": _env("STRIPE_PRICE_AGENCY"),
+        "BILLING_TRIAL_DAYS": int(_env("BILLING_TRIAL_DAYS", "14") or 14),
+        # "1": choosing a plan during the free trial starts a Stripe trial for the days left (first charge at its
+        # end); otherwise the plan starts, and is charged, at once.
+        "BILLING_TRIAL_CARRIES_OVER": _env("BILLING_TRIAL_CARRIES_OVER", "0") == "1",
+        "BILLING_GRACE_PERIOD": timedelta(days=float(_env("BILLING_GRACE_DAYS", "7") or 7)),
+        # Names, prices shown and limits per plan, e.g. {"pro": {"channels": 20, "price_label": "€39 / month"}}.
+        "BILLING_PLANS": json.loads(_env("BILLING_PLANS", "{}") or "{}"),
+    }
+
+
 def _dev_encryption_key(secret_key: str) -> str:
     from saas.crypto import dev_key
 
@@ -111,5 +137,7 @@ def check(settings: dict[str, Any]) -> None:
         raise ConfigError("DATABASE_URL and REDIS_URL must be set in production")
     if not settings.get("ENCRYPTION_KEYS"):
         raise ConfigError("ENCRYPTION_KEYS must be set in production (flask --app wsgi new-encryption-key)")
+    if settings.get("BILLING_ENABLED") and not settings.get("STRIPE_WEBHOOK_SECRET"):
+        raise ConfigError("STRIPE_WEBHOOK_SECRET must be set when STRIPE_SECRET_KEY is (the webhook signing secret)")
     if not settings["PUBLIC_BASE_URL"].startswith("https://"):
         raise ConfigError("PUBLIC_BASE_URL must be an https:// address in production")

@@ -61,6 +61,43 @@ def _start_local_networks(python: str, env: dict[str, str]) -> list[subprocess.P
     return started
 
 
+# Stripe (local): a fake on 127.0.0.1 that stripe-python talks to, so the billing pages and Checkout work offline.
+LOCAL_STRIPE = {
+    "STRIPE_SECRET_KEY": "sk_test_local",
+    "STRIPE_WEBHOOK_SECRET": "whsec_local",
+    "STRIPE_PRICE_PRO": "price_local_pro",
+    "STRIPE_PRICE_AGENCY": "price_local_agency",
+}
+
+
+def _start_local_stripe(python: str, env: dict[str, str], public_base_url: str) -> list[subprocess.Popen[str]]:
+    """Start "Stripe (local)" unless a real STRIPE_SECRET_KEY is configured (development only)."""
+    if config.is_production() or env.get("STRIPE_SECRET_KEY") or not (config.PROJECT_ROOT / "tests" / "fakes").is_dir():
+        return []
+    args = [
+        *("--secret-key", LOCAL_STRIPE["STRIPE_SECRET_KEY"], "--webhook-secret", LOCAL_STRIPE["STRIPE_WEBHOOK_SECRET"]),
+        *("--webhook-url", f"{public_base_url}/webhooks/stripe"),
+        *("--price", f"{LOCAL_STRIPE['STRIPE_PRICE_PRO']}:2900:Pro"),
+        *("--price", f"{LOCAL_STRIPE['STRIPE_PRICE_AGENCY']}:1900:Agency"),
+    ]
+    child = subprocess.Popen(
+        [python, "-m", "tests.fakes.stripe", "--port", "0", *args],
+        cwd=config.PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert child.stdout is not None
+    url = child.stdout.readline().strip()
+    if not url.startswith("http"):
+        print("Stripe (local) did not start; billing stays off.", flush=True)
+        return [child]
+    env.update(LOCAL_STRIPE, STRIPE_API_BASE=url)
+    print(f"Stripe      (local) {url}  (its Checkout page has Pay and Decline buttons)", flush=True)
+    return [child]
+
+
 def main() -> int:
     settings = config.load()
     var_dir = Path(settings["VAR_DIR"])
@@ -83,6 +120,7 @@ def main() -> int:
             print(f"Redis       {env['REDIS_URL']}  (data in {redis_server.data_dir})")
         python = sys.executable
         children.extend(_start_local_networks(python, env))
+        children.extend(_start_local_stripe(python, env, settings["PUBLIC_BASE_URL"]))
         subprocess.run([python, "-m", "alembic", "upgrade", "head"], check=True, env=env)
         subprocess.run([python, "-m", "flask", "--app", "wsgi", "seed-demo"], check=True, env=env)
 

@@ -1,5 +1,6 @@
 """Every model, imported once so SQLAlchemy and Alembic see the whole schema."""
 
+from billing.models import StripeEvent, Subscription
 from saas.channels.models import Channel, MastodonApp, NetworkPause
 from saas.notifications.models import Notification
 from saas.posts.models import Post, PostTarget, PublishAttempt
@@ -19,6 +20,8 @@ __all__ = [
     "SandboxAccount",
     "SandboxIdempotencyKey",
     "SandboxPost",
+    "StripeEvent",
+    "Subscription",
     "Tenant",
     "User",
     "UserToken",

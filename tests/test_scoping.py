@@ -152,6 +152,7 @@ SYSTEM_SCOPE_CALL_SITES = {
     "tenants/service.py:invitation_by_token",
     "saas/channels/service.py:rotate_keys",  # re-seals every tenant's credentials
     "saas/publishing/dispatch.py:dispatch_due_targets",  # claims due targets of every tenant
+    "saas/web/billing.py:stripe_webhook",  # a Stripe event names a subscription, not a workspace
 }
 
 

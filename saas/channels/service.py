@@ -9,10 +9,12 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import current_app
 
+from billing.lifecycle import Action
 from publishers.base import Credentials, Profile
+from saas import entitlements
 from saas.channels.models import Channel, ChannelHealth
 from saas.crypto import KeyRing
-from tenants.scoping import system_session
+from tenants.scoping import bound_tenant_id, system_session
 
 
 def keyring() -> KeyRing:
@@ -57,6 +59,8 @@ def connect(session: so.Session, network: str, profile: Profile, credentials: Cr
         sa.select(Channel).where(Channel.network == network, Channel.remote_id == profile.remote_id)
     )
     if channel is None:
+        # A new channel must fit the plan (reconnecting an existing one always may); LimitReached otherwise.
+        entitlements.require(session, bound_tenant_id(session), Action.CONNECT_CHANNEL)
         channel = Channel(network=network, remote_id=profile.remote_id)
         session.add(channel)
     channel.handle = profile.handle

@@ -143,6 +143,8 @@ class PostTarget(TenantScoped, Base):
     remote_url: so.Mapped[str | None] = so.mapped_column(sa.String(1000))
     published_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
     last_error: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    # Why a blocked target is blocked ("billing", "channel"), so the cause can release it when it clears.
+    blocked_reason: so.Mapped[str | None] = so.mapped_column(sa.String(20))
     updated_at: so.Mapped[datetime] = so.mapped_column(
         sa.DateTime(timezone=True), server_default=utc_now_default(), onupdate=sa.func.now()
     )

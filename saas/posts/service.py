@@ -13,11 +13,13 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from billing.lifecycle import Action
 from publishers.base import OutboundPost
-from saas import timezones
+from saas import entitlements, timezones
 from saas.channels.models import Channel, ChannelHealth
 from saas.posts.models import FINAL_TARGET_STATES, Post, PostState, PostTarget, TargetState
 from saas.publishing.networks import publisher_for
+from tenants.scoping import bound_tenant_id
 
 MAX_TEXT = 10_000  # beyond any network's limit; each channel's own limit is checked too
 MAX_AHEAD = timedelta(days=730)
@@ -102,6 +104,10 @@ def schedule_post(
         if problems:
             raise ComposeError("text", f"For @{channel.handle}: " + " ".join(problems))
     scheduled_at = resolve_time(schedule, now)
+    try:
+        entitlements.require(session, bound_tenant_id(session), Action.SCHEDULE_POST, month_of=scheduled_at)
+    except entitlements.LimitReached as exc:
+        raise ComposeError("when", exc.message) from None
     post = Post(
         author_id=author_id,
         text=text,
@@ -125,6 +131,22 @@ def schedule_post(
         )
     session.flush()
     return post
+
+
+def reschedule(session: so.Session, post_id: int, target_id: int, moment: datetime) -> PostTarget | None:
+    """A blocked target goes out at a new time (chosen by a person: nothing held back fires on its own)."""
+    target = _target(session, post_id, target_id)
+    if target is None:
+        return None
+    if target.state is not TargetState.BLOCKED:
+        raise TargetActionError("Only a blocked post can be rescheduled here.")
+    try:  # the post already holds its place in the month's allowance: nothing is added
+        entitlements.require(session, target.tenant_id, Action.SCHEDULE_POST, month_of=moment, adding=0)
+    except entitlements.LimitReached as exc:
+        raise TargetActionError(exc.message) from None
+    target.scheduled_at = moment
+    _requeue(target, moment)
+    return target
 
 
 def posts(session: so.Session, limit: int = 200) -> list[Post]:
@@ -203,6 +225,7 @@ def _requeue(target: PostTarget, now: datetime) -> None:
     target.claim_token = None
     target.claimed_until = None
     target.last_error = None
+    target.blocked_reason = None
     settle_post(target.post)
 
 

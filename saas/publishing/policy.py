@@ -6,15 +6,37 @@ their rules here; nothing else decides.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from saas import entitlements
 from saas.channels.models import ChannelHealth
 from saas.posts.models import PostTarget
 
 
-def may_publish(target: PostTarget) -> str | None:
-    """None when the target may be published; otherwise why not, in words for the user."""
+@dataclass(frozen=True)
+class Hold:
+    """Why a target may not go out: `reason` is what blocks it ("channel", "billing"), `message` is for the user."""
+
+    reason: str
+    message: str
+
+
+def hold_for(target: PostTarget) -> Hold | None:
+    """None when the target may be published; otherwise what holds it back."""
     channel = target.channel
     if channel.health is ChannelHealth.NEEDS_RECONNECT:
-        return f"{channel.display_name} (@{channel.handle}) needs to be reconnected before it can publish."
+        return Hold(
+            "channel", f"{channel.display_name} (@{channel.handle}) needs to be reconnected before it can publish."
+        )
     if channel.health is ChannelHealth.DISABLED:
-        return f"{channel.display_name} (@{channel.handle}) is switched off."
+        return Hold("channel", f"{channel.display_name} (@{channel.handle}) is switched off.")
+    billing = entitlements.dispatch_problem(target)
+    if billing is not None:
+        return Hold(entitlements.BILLING_HOLD, billing)
     return None
+
+
+def may_publish(target: PostTarget) -> str | None:
+    """None when the target may be published; otherwise why not, in words for the user."""
+    hold = hold_for(target)
+    return hold.message if hold else None

@@ -33,11 +33,6 @@ COMING_PAGES = {
         "Posts waiting for a reviewer's approval, and the ones sent back with changes.",
         "Nothing is waiting for approval.",
     ),
-    "billing": (
-        "Billing",
-        "Your plan, invoices and payment method.",
-        "Billing is not set up for this workspace yet.",
-    ),
 }
 
 
@@ -97,7 +92,7 @@ def settings() -> Any:
 
 
 # Sections of the workspace, nested so they share its slug handling and tenant binding.
-from saas.web import channels, notifications, posts, team  # noqa: E402
+from saas.web import billing, channels, notifications, posts, team  # noqa: E402
 
-for _section in (team, posts, channels, notifications):
+for _section in (team, posts, channels, notifications, billing):
     bp.register_blueprint(_section.bp)
