@@ -162,9 +162,10 @@ def dispatch_problem(target: PostTarget) -> str | None:
         return problem
     limits = current.plan.limits
     if limits.channels is not None:
-        allowed = cache.setdefault(
-            ("channels", target.tenant_id), _oldest_channels(session, target.tenant_id, limits.channels)
-        )
+        channels_key = ("channels", target.tenant_id)
+        if channels_key not in cache:
+            cache[channels_key] = _oldest_channels(session, target.tenant_id, limits.channels)
+        allowed = cache[channels_key]
         if target.channel_id not in allowed:
             return (
                 f"The {current.plan.name} plan includes {limits.channels} channels and this workspace has more, "
