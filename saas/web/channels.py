@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
 from flask_login import login_required
@@ -16,6 +17,7 @@ from saas.channels.models import Channel
 from saas.sandbox import connect as sandbox_connect
 from saas.security import TEAM_MANAGERS, require_role
 from saas.web.forms import BlueskyConnectForm, ConfirmForm, MastodonConnectForm
+from saas.web.offsite import continue_to
 
 bp = Blueprint("channels", __name__, url_prefix="/channels")
 # Mastodon registers one redirect URI per instance for every workspace, so the instance sends people
@@ -89,7 +91,7 @@ def mastodon() -> Any:
         else:
             db.session.commit()  # the app registration, kept whether or not the person approves
             session[PENDING_MASTODON] = pending.to_session()
-            return redirect(url)
+            return continue_to(url, site=urlsplit(url).netloc)
     status = 422 if form.errors else 200
     return render_template("channels/mastodon.html", form=form, local=current_app.config["MASTODON_LOCAL_URL"]), status
 
