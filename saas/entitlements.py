@@ -9,6 +9,7 @@ the dispatcher claims a target. When billing is not configured nothing is limite
 from __future__ import annotations
 
 import zoneinfo
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,7 +19,7 @@ from flask import current_app
 
 from billing import subscriptions as billing_subscriptions
 from billing.gateway import Gateway, gateway_for
-from billing.lifecycle import Action, BillingState, Usage, covered_tenants, state_for
+from billing.lifecycle import Action, BillingState, Usage, covered_tenants, state_for, states_for
 from billing.plans import SEAT_ROLES
 from billing.settings import BillingSettings
 from billing.subscriptions import Change
@@ -141,6 +142,23 @@ def takes_seat(role: str) -> bool:
 # -- at dispatch ------------------------------------------------------------------------------------------------------
 
 
+def prepare_dispatch(session: so.Session, targets: Sequence[PostTarget]) -> None:
+    """Read the billing state of every tenant among `targets` at once (a few statements, not a few per tenant)."""
+    cache = _dispatch_cache(session)
+    current = cache["settings"]
+    if current.enabled:
+        states = states_for(session, {t.tenant_id for t in targets}, current, utcnow())
+        cache.update({("state", tenant_id): tenant_state for tenant_id, tenant_state in states.items()})
+
+
+def _dispatch_cache(session: so.Session) -> dict[Any, Any]:
+    """What one dispatcher pass has read about billing, kept in its session."""
+    cache: dict[Any, Any] = session.info.setdefault("billing_dispatch_cache", {})
+    if "settings" not in cache:
+        cache["settings"] = settings()
+    return cache
+
+
 def dispatch_problem(target: PostTarget) -> str | None:
     """Why billing holds this claimed target back, or None. Cached per tenant for one dispatcher pass.
 
@@ -150,7 +168,9 @@ def dispatch_problem(target: PostTarget) -> str | None:
     """
     session = so.object_session(target)
     assert session is not None
-    cache: dict[Any, Any] = session.info.setdefault("billing_dispatch_cache", {})
+    cache = _dispatch_cache(session)
+    if not cache["settings"].enabled:
+        return None
     key = ("state", target.tenant_id)
     if key not in cache:
         cache[key] = state(session, target.tenant_id)

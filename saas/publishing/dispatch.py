@@ -23,8 +23,7 @@ from rq.serializers import JSONSerializer
 
 from saas.posts.models import PostTarget, TargetState
 from saas.posts.service import settle_post
-from saas.publishing import outcomes
-from saas.publishing.policy import hold_for
+from saas.publishing import outcomes, policy
 from tenants.scoping import system_session
 
 log = logging.getLogger(__name__)
@@ -124,8 +123,9 @@ def _block(session: so.Session, claimed_ids: list[int]) -> list[tuple[int, int]]
         .where(PostTarget.id.in_(claimed_ids))
         .options(so.joinedload(PostTarget.channel), so.joinedload(PostTarget.post))
     ).all()
+    policy.prepare(session, targets)
     for target in targets:
-        hold = hold_for(target)
+        hold = policy.hold_for(target)
         if hold is None:
             continue
         blocked.append((target.tenant_id, target.id))

@@ -6,7 +6,10 @@ their rules here; nothing else decides.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+
+import sqlalchemy.orm as so
 
 from saas import entitlements
 from saas.channels.models import ChannelHealth
@@ -19,6 +22,11 @@ class Hold:
 
     reason: str
     message: str
+
+
+def prepare(session: so.Session, targets: Sequence[PostTarget]) -> None:
+    """Read what the rules need for all of `targets` at once, before `hold_for` is asked about each."""
+    entitlements.prepare_dispatch(session, targets)
 
 
 def hold_for(target: PostTarget) -> Hold | None:
