@@ -18,10 +18,9 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -356,10 +355,11 @@ def _publish(publisher: Publisher, started: Started, credentials: Credentials) -
 
 
 # Merged into the target's map and committed at once: the next attempt must find it even if this worker dies now.
-SAVE_CHECKPOINT = sa.text('''
-    UPDATE post_targets SET checkpoints = coalesce(checkpoints, '{}'::jsonb) || jsonb_build_object(CAST(:name AS text), CAST(:value AS text))
+SAVE_CHECKPOINT = sa.text("""
+    UPDATE post_targets
+    SET checkpoints = coalesce(checkpoints, '{}'::jsonb) || jsonb_build_object(CAST(:name AS text), CAST(:value AS text))
     WHERE tenant_id = :tenant AND id = :target
-''')
+""")
 
 
 class TargetCheckpoints:

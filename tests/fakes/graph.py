@@ -129,7 +129,7 @@ class FakeGraph(FakeServer):
                 }
                 return graph_error(
                     limit.status,
-                    "(#%d) Application request limit reached" % limit.code,
+                    f"(#{limit.code}) Application request limit reached",
                     limit.code,
                     **{"X-Business-Use-Case-Usage": json.dumps(usage)},
                 )

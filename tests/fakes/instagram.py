@@ -9,7 +9,7 @@ On top of tests/fakes/graph.py (errors, tokens, throttling, login, containers):
                                                               no media → 400 code 100
     GET  /:container?fields=status_code,status                IN_PROGRESS → FINISHED by the clock; ERROR; PUBLISHED
     POST /:ig-user/media_publish?creation_id=                 once per container; over quota → 2207042
-    GET  /:ig-user/content_publishing_limit                   {"data": [{"quota_usage", "config": {quota_total, quota_duration}}]}
+    GET  /:ig-user/content_publishing_limit                   {"data": [{"quota_usage", "config": {quota_total, ...}}]}
     GET  /:ig-user/media                                      the account's posts (id, caption, timestamp)
     GET  /:media?fields=permalink
 

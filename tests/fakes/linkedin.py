@@ -248,7 +248,8 @@ class FakeLinkedIn(FakeServer):
         if earlier is not None:
             body422 = {
                 "errorDetailType": "com.linkedin.common.error.BadRequest",
-                "message": f"com.linkedin.content.common.exception.BadRequestResponseException: Content is a duplicate of {earlier.urn}",
+                "message": "com.linkedin.content.common.exception.BadRequestResponseException: "
+                f"Content is a duplicate of {earlier.urn}",
                 "errorDetails": {
                     "inputErrors": [
                         {"description": "Duplicate post is detected", "input": {}, "code": "DUPLICATE_POST"}

@@ -1,4 +1,4 @@
-"""OAuth 2.0 state every authorization-code fake keeps: codes (with PKCE), access tokens with expiry, rotating refresh tokens.
+"""OAuth 2.0 state every authorization-code fake keeps: codes (with PKCE), expiring access and rotating refresh tokens.
 
 Guarded by the owning fake's clock lock; times come from that clock, so a test can
 move past a token's expiry without sleeping.

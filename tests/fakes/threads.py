@@ -24,7 +24,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 from datetime import timedelta
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import urlencode
 
 from publishers.capabilities import THREADS

@@ -8,15 +8,15 @@
                                       exist, identical text → 403 duplicate content; 201 {"data": {"id", "text", ...}}
     DELETE /2/tweets/:id
     GET  /2/users/:id/tweets          newest first, `created_at` with tweet.fields
-    POST /2/media/upload              simple (multipart `media`); /initialize, /:id/append, /:id/finalize (chunked video)
+    POST /2/media/upload              simple (multipart `media`); chunked video: /initialize, /:id/append, /:id/finalize
     GET  /2/media/upload?command=STATUS&media_id=   processing_info pending → succeeded (by polls)
 
 Every /2 response carries x-rate-limit-limit/-remaining/-reset (epoch seconds) for POST /2/tweets' per-user window,
 plus x-user-limit-24hour-* and x-app-limit-24hour-*. Over a limit: 429 with the problem type
 `…/rate-limit-exceeded`, or `…/usage-capped` when the app's daily cap is spent. Expired or revoked tokens: 401.
 
-Control (under /_control/): POST accounts {"handle"}, POST tokens/revoke {"handle"}, POST tokens/expire {"access_token"},
-PUT rate_limits {"limit", "window_seconds"}, PUT daily_caps {"user": n, "app": n}, POST clock {"advance_seconds"},
+Control (under /_control/): POST accounts {"handle"}, POST tokens/revoke {"handle"},
+POST tokens/expire {"access_token"}, PUT rate_limits {"limit", "window_seconds"}, PUT daily_caps {"user": n, "app": n}, POST clock {"advance_seconds"},
 GET posts. Standalone: `python -m tests.fakes.x --port 0 --demo-user demo`.
 """
 
