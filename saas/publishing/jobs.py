@@ -357,7 +357,8 @@ def _publish(publisher: Publisher, started: Started, credentials: Credentials) -
 # Merged into the target's map and committed at once: the next attempt must find it even if this worker dies now.
 SAVE_CHECKPOINT = sa.text("""
     UPDATE post_targets
-    SET checkpoints = coalesce(checkpoints, '{}'::jsonb) || jsonb_build_object(CAST(:name AS text), CAST(:value AS text))
+    SET checkpoints = coalesce(checkpoints, '{}'::jsonb)
+                      || jsonb_build_object(CAST(:name AS text), CAST(:value AS text))
     WHERE tenant_id = :tenant AND id = :target
 """)
 

@@ -16,8 +16,8 @@ plus x-user-limit-24hour-* and x-app-limit-24hour-*. Over a limit: 429 with the 
 `…/rate-limit-exceeded`, or `…/usage-capped` when the app's daily cap is spent. Expired or revoked tokens: 401.
 
 Control (under /_control/): POST accounts {"handle"}, POST tokens/revoke {"handle"},
-POST tokens/expire {"access_token"}, PUT rate_limits {"limit", "window_seconds"}, PUT daily_caps {"user": n, "app": n}, POST clock {"advance_seconds"},
-GET posts. Standalone: `python -m tests.fakes.x --port 0 --demo-user demo`.
+POST tokens/expire {"access_token"}, PUT rate_limits {"limit", "window_seconds"},
+PUT daily_caps {"user": n, "app": n}, POST clock {"advance_seconds"}, GET posts. Standalone: `python -m tests.fakes.x --port 0 --demo-user demo`.
 """
 
 from __future__ import annotations
