@@ -17,7 +17,8 @@ plus x-user-limit-24hour-* and x-app-limit-24hour-*. Over a limit: 429 with the 
 
 Control (under /_control/): POST accounts {"handle"}, POST tokens/revoke {"handle"},
 POST tokens/expire {"access_token"}, PUT rate_limits {"limit", "window_seconds"},
-PUT daily_caps {"user": n, "app": n}, POST clock {"advance_seconds"}, GET posts. Standalone: `python -m tests.fakes.x --port 0 --demo-user demo`.
+PUT daily_caps {"user": n, "app": n}, POST clock {"advance_seconds"}, GET posts.
+Standalone: `python -m tests.fakes.x --port 0 --demo-user demo`.
 """
 
 from __future__ import annotations
