@@ -342,8 +342,7 @@ def _publish_refreshing_once(publisher: Publisher, started: Started) -> PublishR
     try:
         return _publish(publisher, started, started.credentials)
     except AuthExpired:
-        fresh = publisher.refresh(started.credentials)  # AuthRevoked from here means reconnect
-        _save_credentials(started, fresh)
+        fresh = _refresh(publisher, started)  # AuthRevoked from here means reconnect
         return _publish(publisher, started, fresh)
 
 
@@ -420,8 +419,7 @@ def _resolve_unknown(publisher: Publisher, started: Started) -> PublishResult:
         try:
             found = publisher.find_published(started.post, started.credentials, started.idempotency_key, since=since)
         except AuthExpired:
-            fresh = publisher.refresh(started.credentials)
-            _save_credentials(started, fresh)
+            fresh = _refresh(publisher, started)
             found = publisher.find_published(started.post, fresh, started.idempotency_key, since=since)
     except PublisherError as exc:
         raise Unconfirmed(
@@ -436,12 +434,22 @@ def _resolve_unknown(publisher: Publisher, started: Started) -> PublishResult:
     return found
 
 
-def _save_credentials(started: Started, credentials: Credentials) -> None:
+def _refresh(publisher: Publisher, started: Started) -> Credentials:
+    """New credentials, refreshed at most once per rotation however many attempts ask at the same time.
+
+    Refresh tokens rotate (X, Bluesky): a second refresh with the token the first one spent is
+    refused, which would wrongly mark the channel for reconnecting. So the channel row is locked
+    while refreshing, and an attempt that finds newer credentials already stored uses those.
+    """
     with tenant_session(started.tenant_id) as session:
-        channel = session.get(Channel, started.channel_id)
-        assert channel is not None
-        channel_service.store_credentials(channel, credentials)
+        channel = session.scalars(sa.select(Channel).where(Channel.id == started.channel_id).with_for_update()).one()
+        stored = channel_service.load_credentials(channel)
+        if stored.access_token != started.credentials.access_token:
+            return stored  # another attempt refreshed while we waited for the lock
+        fresh = publisher.refresh(stored)
+        channel_service.store_credentials(channel, fresh)
         session.commit()
+        return fresh
 
 
 def _retries_so_far(session: Session, target_id: int, excluding: int) -> int:

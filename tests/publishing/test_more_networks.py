@@ -214,6 +214,19 @@ def test_x_token_expiring_is_refreshed_once_and_the_rotated_tokens_saved(pipelin
     assert len(x.journal.entries("POST", "/2/oauth2/token")) == 1
 
 
+def test_x_two_posts_needing_a_refresh_at_once_refresh_once(pipeline, x):
+    tenant, owner = make_workspace()
+    channel = connect_x(tenant, x, "twice", expires_in=timedelta(seconds=30))
+    pipeline.schedule(tenant, owner, [channel], "Morning")
+    pipeline.schedule(tenant, owner, [channel], "Evening")
+
+    pipeline.run_once()
+
+    # The refresh token rotates: a second refresh with the spent one would be refused and look revoked.
+    assert [t.state for t in pipeline.targets(tenant)] == [TargetState.PUBLISHED] * 2
+    assert len(x.journal.entries("POST", "/2/oauth2/token")) == 1
+
+
 def test_x_commit_then_drop_is_confirmed_by_read_back_and_posted_once(pipeline, x):
     tenant, owner = make_workspace()
     channel = connect_x(tenant, x, "dropped")
