@@ -96,20 +96,34 @@ class FacebookLogin:
         return token_credentials(json_body(response), network="Facebook")
 
 
-class FacebookPagesPublisher(OAuthPublisher):
+class FacebookLoginMixin:
+    """Connecting through Facebook Login, for the adapters that use it (Pages, Instagram)."""
+
+    _http: HttpClient
+    login: FacebookLogin
+
+    def use_facebook_login(self, settings: Mapping[str, str], network: str, scopes: str) -> None:
+        self._http = HttpClient(network=network, timeout=timeout_from(settings), classify=graph.classifier(network))
+        self.login = FacebookLogin(settings, self._http, scopes)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def authorization_url(self, redirect_uri: str, state: str, code_challenge: str | None) -> str:
+        return self.login.authorization_url(redirect_uri, state)
+
+    def exchange_code(self, redirect_uri: str, code: str, code_verifier: str | None) -> Credentials:
+        return self.login.exchange_code(redirect_uri, code)
+
+
+class FacebookPagesPublisher(FacebookLoginMixin, OAuthPublisher):
     """Facebook Pages. The Page id and its token travel in the credentials."""
 
     capabilities: ClassVar[Capabilities] = FACEBOOK_PAGES
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         super().__init__(settings)
-        self._http = HttpClient(
-            network="Facebook", timeout=timeout_from(settings), classify=graph.classifier("Facebook")
-        )
-        self.login = FacebookLogin(settings, self._http, PAGE_SCOPES)
-
-    def close(self) -> None:
-        self._http.close()
+        self.use_facebook_login(settings, "Facebook", PAGE_SCOPES)
 
     def validate(self, post: OutboundPost, limits: Mapping[str, int] | None = None) -> list[str]:
         problems = super().validate(post, limits)
@@ -118,12 +132,6 @@ class FacebookPagesPublisher(OAuthPublisher):
         return problems
 
     # -- connect ---------------------------------------------------------------------------------------------------
-
-    def authorization_url(self, redirect_uri: str, state: str, code_challenge: str | None) -> str:
-        return self.login.authorization_url(redirect_uri, state)
-
-    def exchange_code(self, redirect_uri: str, code: str, code_verifier: str | None) -> Credentials:
-        return self.login.exchange_code(redirect_uri, code)
 
     def accounts(self, credentials: Credentials) -> list[ConnectableAccount]:
         """Each Page the person may create content on, with its own Page token."""

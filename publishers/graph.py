@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -144,6 +144,21 @@ class ContainerApi:
     quota_path: str  # "content_publishing_limit" | "threads_publishing_limit"
     list_path: str  # the account's posts, for reading back a PUBLISHED container's media id
     text_field: str  # "caption" | "text"
+
+
+def container_flow(http: HttpClient, api: ContainerApi, settings: Mapping[str, str]) -> ContainerFlow:
+    """The flow with the adapter's polling settings ("media_poll_seconds", "media_wait_seconds")."""
+    return ContainerFlow(
+        http,
+        api,
+        poll_seconds=float(settings.get("media_poll_seconds") or 2.0),
+        wait_seconds=float(settings.get("media_wait_seconds") or 60.0),
+    )
+
+
+def renewal_margin(settings: Mapping[str, str]) -> timedelta:
+    """How long before a 60-day Meta token lapses it is renewed ("refresh_margin_seconds", default a week)."""
+    return timedelta(seconds=float(settings.get("refresh_margin_seconds") or 7 * 86400))
 
 
 class ContainerFlow:

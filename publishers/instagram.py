@@ -22,7 +22,7 @@ Settings: as Facebook ("client_id", "client_secret", "dialog_url", "graph_url",
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import ClassVar
 
 from publishers import graph
@@ -40,8 +40,8 @@ from publishers.base import (
 )
 from publishers.capabilities import INSTAGRAM
 from publishers.errors import AuthExpired, AuthRevoked, InvalidPost
-from publishers.facebook import FacebookLogin
-from publishers.http import HttpClient, json_body, timeout_from
+from publishers.facebook import FacebookLoginMixin
+from publishers.http import json_body
 from publishers.oauth import expires_soon
 
 SCOPES = "instagram_basic,instagram_content_publish,pages_show_list,pages_read_engagement"
@@ -57,27 +57,16 @@ API = graph.ContainerApi(
 )
 
 
-class InstagramPublisher(ResumablePublisher):
+class InstagramPublisher(FacebookLoginMixin, ResumablePublisher):
     """Instagram professional accounts. The Instagram user id travels in the credentials."""
 
     capabilities: ClassVar[Capabilities] = INSTAGRAM
 
     def __init__(self, settings: Mapping[str, str]) -> None:
         super().__init__(settings)
-        self._http = HttpClient(
-            network="Instagram", timeout=timeout_from(settings), classify=graph.classifier("Instagram")
-        )
-        self.login = FacebookLogin(settings, self._http, SCOPES)
-        self._margin = timedelta(seconds=float(settings.get("refresh_margin_seconds") or 7 * 86400))
-        self.flow = graph.ContainerFlow(
-            self._http,
-            API,
-            poll_seconds=float(settings.get("media_poll_seconds") or 2.0),
-            wait_seconds=float(settings.get("media_wait_seconds") or 60.0),
-        )
-
-    def close(self) -> None:
-        self._http.close()
+        self.use_facebook_login(settings, "Instagram", SCOPES)
+        self._margin = graph.renewal_margin(settings)
+        self.flow = graph.container_flow(self._http, API, settings)
 
     def validate(self, post: OutboundPost, limits: Mapping[str, int] | None = None) -> list[str]:
         problems = super().validate(post, limits)
@@ -86,12 +75,6 @@ class InstagramPublisher(ResumablePublisher):
         return problems
 
     # -- connect ---------------------------------------------------------------------------------------------------
-
-    def authorization_url(self, redirect_uri: str, state: str, code_challenge: str | None) -> str:
-        return self.login.authorization_url(redirect_uri, state)
-
-    def exchange_code(self, redirect_uri: str, code: str, code_verifier: str | None) -> Credentials:
-        return self.login.exchange_code(redirect_uri, code)
 
     def accounts(self, credentials: Credentials) -> list[ConnectableAccount]:
         """The Instagram professional account linked to each of the person's Pages."""

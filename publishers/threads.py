@@ -23,7 +23,7 @@ Settings: "client_id", "client_secret", "authorize_url" (https://threads.net/oau
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, ClassVar
 from urllib.parse import quote, urlencode
 
@@ -67,13 +67,8 @@ class ThreadsPublisher(ResumablePublisher):
         self._http = HttpClient(network="Threads", timeout=timeout_from(settings), classify=graph.classifier("Threads"))
         self._host = (settings.get("graph_url") or "https://graph.threads.net").rstrip("/")
         self._graph = f"{self._host}/{settings.get('version') or 'v1.0'}"
-        self._margin = timedelta(seconds=float(settings.get("refresh_margin_seconds") or 7 * 86400))
-        self.flow = graph.ContainerFlow(
-            self._http,
-            API,
-            poll_seconds=float(settings.get("media_poll_seconds") or 2.0),
-            wait_seconds=float(settings.get("media_wait_seconds") or 60.0),
-        )
+        self._margin = graph.renewal_margin(settings)
+        self.flow = graph.container_flow(self._http, API, settings)
 
     def close(self) -> None:
         self._http.close()

@@ -125,12 +125,17 @@ def mastodon_finish() -> Any:
 @login_required
 def mastodon_callback() -> Any:
     pending = mastodon_connect.Pending.from_session(session.get(PENDING_MASTODON))
-    if pending is None:
-        session.pop(PENDING_MASTODON, None)
+    return _forward_callback(PENDING_MASTODON, pending.workspace if pending else None, "mastodon_finish", "Mastodon")
+
+
+def _forward_callback(key: str, workspace: str | None, endpoint: str, network: str) -> Any:
+    """Send the network's callback on to the workspace that started the sign-in (its state is checked there)."""
+    if workspace is None:
+        session.pop(key, None)
         message = "This sign-in did not start here, or it was already used. Start again from the Channels page."
-        return _refused("Mastodon", message)
+        return _refused(network, message)
     args = {k: v for k, v in request.args.items() if k in ("code", "state", "error")}
-    return redirect(url_for("workspace.channels.mastodon_finish", slug=pending.workspace, **args))
+    return redirect(url_for(f"workspace.channels.{endpoint}", slug=workspace, **args))
 
 
 @bp.route("/bluesky", methods=["GET", "POST"])
@@ -238,9 +243,4 @@ def oauth_pick() -> Any:
 def oauth_callback() -> Any:
     """One redirect URI per network app for every workspace: forward to the workspace that started the sign-in."""
     pending = oauth_connect.Pending.from_session(session.get(PENDING_OAUTH))
-    if pending is None:
-        session.pop(PENDING_OAUTH, None)
-        message = "This sign-in did not start here, or it was already used. Start again from the Channels page."
-        return _refused("The channel", message)
-    args = {k: v for k, v in request.args.items() if k in ("code", "state", "error")}
-    return redirect(url_for("workspace.channels.oauth_finish", slug=pending.workspace, **args))
+    return _forward_callback(PENDING_OAUTH, pending.workspace if pending else None, "oauth_finish", "The channel")
