@@ -204,23 +204,31 @@ class XPublisher(OAuthPublisher):
     def find_published(
         self, post: OutboundPost, credentials: Credentials, idempotency_key: str, since: datetime
     ) -> PublishResult | None:
-        """Read back: the account's newest post with this text made at or after `since`. Read-only."""
+        """Read back: the post (with EVERY part of its thread, each replying to the one before) made since `since`.
+
+        None when any part is missing: a thread cut short is not reported as published, so a person
+        checks it instead. Read-only.
+        """
         self._require_fresh(credentials)
         user_id = credentials.extra.get("user_id") or str(self._me(credentials)["id"])
         response = self._http.request(
             "GET",
             f"{self._api}/2/users/{quote(user_id, safe='')}/tweets",
             token=credentials.access_token,
-            params={"max_results": str(READ_BACK_LIMIT), "tweet.fields": "created_at,text"},
+            params={"max_results": str(READ_BACK_LIMIT), "tweet.fields": "created_at,text,referenced_tweets"},
         )
         body = json_body(response)
-        listed = body.get("data") if isinstance(body, dict) else None
-        wanted = " ".join(post.text.split())
-        for item in listed or []:
-            created = parse_time(item.get("created_at")) if isinstance(item, dict) else None
-            if created is not None and created >= since and " ".join(str(item.get("text")).split()) == wanted:
-                return PublishResult(str(item["id"]), self._url(credentials, str(item["id"])), created)
-        return None
+        listed = [i for i in (body.get("data") if isinstance(body, dict) else None) or [] if isinstance(i, dict)]
+        recent = [i for i in listed if (parse_time(i.get("created_at")) or since) >= since]
+        first: PublishResult | None = None
+        previous: str | None = None
+        for part in post.parts:
+            found = next((i for i in recent if _same_text(i, part.text) and _replies_to(i) == previous), None)
+            if found is None:
+                return None
+            previous = str(found["id"])
+            first = first or PublishResult(previous, self._url(credentials, previous), parse_time(found["created_at"]))
+        return first
 
     def delete(self, remote_id: str, credentials: Credentials) -> None:
         self._require_fresh(credentials)
@@ -309,6 +317,18 @@ class XPublisher(OAuthPublisher):
             if time.monotonic() + self._poll_seconds > deadline:
                 raise TransientError("X is still processing the video; trying again later.")
             time.sleep(self._poll_seconds)
+
+
+def _same_text(item: dict[str, Any], text: str) -> bool:
+    return " ".join(str(item.get("text") or "").split()) == " ".join(text.split())
+
+
+def _replies_to(item: dict[str, Any]) -> str | None:
+    """The id of the post this one replies to (None: not a reply)."""
+    for reference in item.get("referenced_tweets") or []:
+        if isinstance(reference, dict) and reference.get("type") == "replied_to":
+            return str(reference.get("id"))
+    return None
 
 
 def _data(response: httpx.Response) -> dict[str, Any]:

@@ -199,6 +199,7 @@ class FakeX(FakeServer):
             )[:limit]
             data = [
                 {"id": t.id, "text": t.text, "created_at": iso(t.created_at), "edit_history_tweet_ids": [t.id]}
+                | ({"referenced_tweets": [{"type": "replied_to", "id": t.reply_to}]} if t.reply_to else {})
                 for t in mine
             ]
             return json_response(

@@ -125,6 +125,28 @@ def test_commit_then_drop_is_unknown_and_read_back_finds_the_one_post(publisher,
     assert publisher.find_published(OutboundPost("Never sent"), credentials, "k2", since) is None
 
 
+def test_read_back_of_a_thread_cut_short_finds_nothing(publisher, fake):
+    credentials = credentials_for(fake, "bluebell")
+    since = datetime.now(UTC) - timedelta(minutes=2)
+    publisher.publish(OutboundPost("1/2 Bread"), credentials, "k0")  # only the first part went out
+    publisher.publish(OutboundPost("2/2 Rolls"), credentials, "k1")  # same text, but not a reply to it
+
+    thread = OutboundPost("1/2 Bread", thread=(ThreadPart("2/2 Rolls"),))
+    assert publisher.find_published(thread, credentials, "k2", since) is None
+    assert publisher.find_published(OutboundPost("1/2 Bread"), credentials, "k0", since) is not None
+
+
+def test_read_back_finds_a_whole_thread(publisher, fake):
+    credentials = credentials_for(fake, "bluebell")
+    since = datetime.now(UTC) - timedelta(minutes=2)
+    thread = OutboundPost("1/2 Bread", thread=(ThreadPart("2/2 Rolls"),))
+    published = publisher.publish(thread, credentials, "k1")
+
+    found = publisher.find_published(thread, credentials, "k1", since)
+
+    assert found is not None and found.remote_id == published.remote_id
+
+
 def test_per_user_window_pauses_the_channel_until_the_epoch_reset(publisher, fake):
     credentials = credentials_for(fake, "bluebell")
     fake.rates.set_limit(0, timedelta(minutes=15))
