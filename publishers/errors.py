@@ -72,11 +72,18 @@ class DuplicatePost(InvalidPost):
     """
 
     def __init__(
-        self, message: str, *, existing_id: str, existing_url: str | None = None, http_status: int | None = None
+        self,
+        message: str,
+        *,
+        existing_id: str,
+        existing_url: str | None = None,
+        existing_at: datetime | None = None,
+        http_status: int | None = None,
     ) -> None:
         super().__init__(message, http_status=http_status)
         self.existing_id = existing_id
         self.existing_url = existing_url
+        self.existing_at = existing_at  # when the earlier post was made, if the network says
 
 
 class ConnectFailed(PublisherError):

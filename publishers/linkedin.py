@@ -245,7 +245,13 @@ class LinkedInPublisher(OAuthPublisher):
             )
         except DuplicatePost as exc:
             existing = self.result_for(exc.existing_id)
-            raise DuplicatePost(exc.message, existing_id=existing.remote_id, existing_url=existing.url) from None
+            raise DuplicatePost(
+                exc.message,
+                existing_id=existing.remote_id,
+                existing_url=existing.url,
+                existing_at=self._created_at(credentials, exc.existing_id),
+                http_status=exc.http_status,
+            ) from None
         urn = response.headers.get("x-restli-id")
         if not urn:
             raise TransientError("LinkedIn accepted a post but its answer did not say which post it made.")
@@ -315,6 +321,15 @@ class LinkedInPublisher(OAuthPublisher):
             if account.profile.remote_id == author:
                 return account.profile
         raise AuthRevoked("This LinkedIn login may no longer post as this account. Reconnect the channel.")
+
+    def _created_at(self, credentials: Credentials, urn: str) -> datetime | None:
+        """When a post was made (read-only, best effort: None when LinkedIn will not say)."""
+        try:
+            body = self._json("GET", f"{self._api}/rest/posts/{quote(urn, safe='')}", credentials)
+        except PublisherError:
+            return None
+        created = body.get("createdAt")
+        return datetime.fromtimestamp(created / 1000, UTC) if isinstance(created, int) else None
 
     def _upload(self, credentials: Credentials, author: str, item: Media) -> str:
         """initializeUpload, then PUT the bytes: nothing visible is created, so this is safe to redo."""

@@ -406,7 +406,10 @@ def _resolve_unknown(publisher: Publisher, started: Started) -> PublishResult:
         try:
             return _publish_refreshing_once(publisher, started)
         except DuplicatePost as exc:
-            return PublishResult(exc.existing_id, exc.existing_url)
+            # An identical post made before the unknown attempt is an older twin, not ours: ours never landed.
+            if exc.existing_at is not None and exc.existing_at < started.outcome_unknown_since - READBACK_SLACK:
+                raise
+            return PublishResult(exc.existing_id, exc.existing_url, exc.existing_at)
     if (
         caps.idempotency == "key"
         and caps.idempotency_window is not None

@@ -10,7 +10,7 @@
     PUT  /dms-uploads/:id
     POST /rest/posts                 201, EMPTY body, `x-restli-id: urn:li:share:N`; identical commentary by the same
                                      author → 422 DUPLICATE_POST naming the earlier URN; > 3000 chars → 422
-    GET  /rest/posts?q=author&author=
+    GET  /rest/posts?q=author&author=    GET /rest/posts/:urn  (createdAt in epoch milliseconds)
     DELETE /rest/posts/:urn          204
 
 Every /rest call must send `LinkedIn-Version` (a known one, else 426 NONEXISTENT_VERSION) and
@@ -204,6 +204,14 @@ class FakeLinkedIn(FakeServer):
                 for p in sorted(mine, key=lambda p: p.created_at, reverse=True)
             ]
             return json_response(200, {"elements": elements})
+        if path.startswith("/rest/posts/") and method == "GET":
+            post = self.posts_by_urn.get(unquote(path.removeprefix("/rest/posts/")))
+            if post is None or post.deleted:
+                return _error(404, "Not found")
+            created = int(post.created_at.timestamp() * 1000)
+            return json_response(
+                200, {"id": post.urn, "author": post.author, "commentary": post.commentary, "createdAt": created}
+            )
         if path.startswith("/rest/posts/") and method == "DELETE":
             post = self.posts_by_urn.get(unquote(path.removeprefix("/rest/posts/")))
             if post is None or post.deleted:

@@ -318,6 +318,26 @@ def test_linkedin_commit_then_drop_adopts_the_post_the_duplicate_error_names(pip
     assert [e.status for e in linkedin.journal.entries("POST", "/rest/posts")] == [None, 422]
 
 
+def test_linkedin_duplicate_of_an_older_post_is_not_adopted(pipeline, linkedin):
+    tenant, owner = make_workspace()
+    channel = connect_linkedin(tenant, linkedin, "repeats")
+    pipeline.schedule(tenant, owner, [channel], "Open at 7")
+    pipeline.run_once()
+    [older] = linkedin.posts()
+    with linkedin.clock.lock:  # the first post is weeks old by now
+        linkedin.posts_by_urn[older.urn].created_at -= timedelta(days=20)
+    linkedin.controls.add_fault("status", method="POST", path="/rest/posts", status=504, body={"status": 504})
+    pipeline.schedule(tenant, owner, [channel], "Open at 7")
+
+    pipeline.run_once()
+    retry_now(pipeline, tenant)
+
+    first, second = pipeline.targets(tenant)
+    assert first.remote_id == older.urn
+    assert second.state is TargetState.FAILED and second.remote_id is None
+    assert "already has a post with this exact text" in second.last_error
+
+
 def test_linkedin_daily_limit_pauses_the_channel_until_midnight_utc(pipeline, linkedin):
     tenant, owner = make_workspace()
     channel = connect_linkedin(tenant, linkedin, "busy")
