@@ -10,6 +10,11 @@ A worker killed between 1 and 3 leaves an open attempt and a `publishing`
 target; lease recovery (dispatch.py) then marks the outcome unknown, and the
 next attempt resolves it with the network's idempotency key or a read-back
 instead of publishing blindly.
+
+Container networks (Instagram, Threads) also record checkpoints on the target
+while step 2 runs: each container id is committed before that container is
+polled or published, so the next attempt reads its status instead of making
+a second one (`TargetCheckpoints`).
 """
 
 from __future__ import annotations
