@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    make_response,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import login_required
 
 from publishers.errors import PublisherError
@@ -77,6 +89,18 @@ def _mastodon_redirect_uri() -> str:
     return current_app.config["PUBLIC_BASE_URL"] + url_for("channel_callbacks.mastodon_callback")
 
 
+def _continue_to(url: str, network: str) -> Any:
+    """Send the browser on to the network's sign-in page after a form POST.
+
+    Not a 302: our Content-Security-Policy has `form-action 'self'`, which browsers also apply to
+    a redirect answering a form, so a form cannot lead off-site. A `Refresh` header (and a link,
+    should it be ignored) is a plain navigation instead.
+    """
+    response = make_response(render_template("channels/continue.html", url=url, network=network))
+    response.headers["Refresh"] = f"0; url={url}"
+    return response
+
+
 def _refused(network: str, message: str) -> Any:
     return render_template("channels/connect_refused.html", network=network, message=message), 400
 
@@ -95,7 +119,7 @@ def mastodon() -> Any:
         else:
             db.session.commit()  # the app registration, kept whether or not the person approves
             session[PENDING_MASTODON] = pending.to_session()
-            return redirect(url)
+            return _continue_to(url, "Mastodon")
     status = 422 if form.errors else 200
     return render_template("channels/mastodon.html", form=form, local=current_app.config["MASTODON_LOCAL_URL"]), status
 
@@ -174,7 +198,7 @@ def _start_oauth(network: str) -> Any:
     except oauth_connect.ConnectRefused as exc:
         return _refused("The channel", str(exc))
     session[PENDING_OAUTH] = pending.to_session()
-    return redirect(url)
+    return _continue_to(url, oauth_connect.NETWORKS[network])
 
 
 @bp.post("/connect")
