@@ -16,7 +16,8 @@ from saas.channels.models import Channel, ChannelHealth
 from saas.posts import service as post_service
 from saas.posts.models import PostTarget, TargetState
 from tenants import tenant_session
-from tests.factories import PASSWORD, app_context, make_workspace
+from tenants.models import Role
+from tests.factories import PASSWORD, add_member, app_context, make_workspace
 from tests.fakes import graph
 from tests.fakes.facebook import FakeFacebook
 from tests.fakes.instagram import FakeInstagram
@@ -205,6 +206,20 @@ def test_threads_connects_in_one_step(owner_client, threads):
 
     [channel] = channels_of(owner_client.tenant)
     assert (channel.network, channel.handle) == ("threads", "bluebell")
+
+
+def test_a_pick_started_in_one_workspace_cannot_be_taken_in_another(owner_client, facebook):
+    page_id = facebook.add_page("Bakery", "bluebell")
+    other, _ = make_workspace(name="Other Shop")
+    add_member(other, owner_client.owner, Role.OWNER)
+    path, params = sign_in(owner_client, "facebook_pages")
+    come_back(owner_client, path, params)
+
+    page = f"/w/{other.slug}/channels/connect/pick"
+    elsewhere = owner_client.submit(page, {"account": [page_id]}, page=f"/w/{other.slug}/channels")
+
+    assert elsewhere.status_code == 400 and "expired or was already made" in elsewhere.get_data(as_text=True)
+    assert channels_of(other) == [] and channels_of(owner_client.tenant) == []
 
 
 def test_the_picker_is_gone_once_used(owner_client, facebook):

@@ -28,6 +28,7 @@ from publishers.errors import ConnectFailed
 from publishers.oauth import new_pkce, new_state
 from saas.channels import service as channel_service
 from saas.channels.models import Channel
+from saas.crypto import DecryptionError
 from saas.extensions import redis_client
 from saas.publishing.networks import publisher_for
 
@@ -122,11 +123,16 @@ def offer(workspace: str, network: str, accounts: list[ConnectableAccount]) -> s
 
 def offered(workspace: str, pick_id: str | None) -> tuple[str, list[ConnectableAccount]]:
     """The network and candidates kept for this workspace's picker; `ConnectRefused` when they are gone."""
+    gone = ConnectRefused("This choice expired or was already made. Start again from the Channels page.")
     raw = redis_client().get(f"channel_pick:{pick_id}") if pick_id else None
     if raw is None:
-        raise ConnectRefused("This choice expired or was already made. Start again from the Channels page.")
+        raise gone
     sealed = raw.decode() if isinstance(raw, bytes) else str(raw)
-    payload = json.loads(channel_service.keyring().open(sealed, _bound_to(workspace, str(pick_id))))
+    try:
+        # Bound to the workspace that started the sign-in: another workspace's URL cannot open it.
+        payload = json.loads(channel_service.keyring().open(sealed, _bound_to(workspace, str(pick_id))))
+    except DecryptionError:
+        raise gone from None
     return str(payload["network"]), [_load(item) for item in payload["accounts"]]
 
 
