@@ -184,19 +184,32 @@ def assert_blocked_and_told(pipeline, tenant, owner, outbox, handle: str) -> Non
     assert [m["Subject"] for m in outbox.to(owner.email)] == [f"Reconnect @{handle} to keep publishing"]
 
 
-# -- X ---------------------------------------------------------------------------------------------------------------
+# -- Networks that take our uploads (X, LinkedIn, Facebook) ----------------------------------------------------------
+
+# How to connect a channel on each fake, and how many attachments each post that reached it carries.
+UPLOADING = {
+    "x": (connect_x, lambda fake: [len(p.media_ids) for p in fake.posts()]),
+    "linkedin": (connect_linkedin, lambda fake: [len(p.images) for p in fake.posts()]),
+    "facebook": (connect_facebook, lambda fake: [len(p.photos) for p in fake.posts()]),
+}
 
 
-def test_x_publishes_text_and_an_image(pipeline, x, image):
+@pytest.mark.parametrize("network", sorted(UPLOADING))
+def test_text_and_an_uploaded_image_are_published(request, pipeline, image, network):
+    fake = request.getfixturevalue(network)
+    connect_to, attachments = UPLOADING[network]
     tenant, owner = make_workspace()
-    channel = connect_x(tenant, x, "bluebell")
+    channel = connect_to(tenant, fake, "Bluebell")
     pipeline.schedule(tenant, owner, [channel], "Open at 7")
     attach(tenant, pipeline.schedule(tenant, owner, [channel], "Rye today"), image, "image/png")
 
     pipeline.run_once()
 
     assert [t.state for t in pipeline.targets(tenant)] == [TargetState.PUBLISHED] * 2
-    assert sorted(len(t.media_ids) for t in x.posts()) == [0, 1]
+    assert sorted(attachments(fake)) == [0, 1]
+
+
+# -- X ---------------------------------------------------------------------------------------------------------------
 
 
 def test_x_token_expiring_is_refreshed_once_and_the_rotated_tokens_saved(pipeline, x):
@@ -290,18 +303,6 @@ def test_x_revoked_token_blocks_the_channel_and_tells_the_author(pipeline, x, ou
 # -- LinkedIn --------------------------------------------------------------------------------------------------------
 
 
-def test_linkedin_publishes_text_and_an_image(pipeline, linkedin, image):
-    tenant, owner = make_workspace()
-    channel = connect_linkedin(tenant, linkedin, "bluebell")
-    pipeline.schedule(tenant, owner, [channel], "Open at 7")
-    attach(tenant, pipeline.schedule(tenant, owner, [channel], "Rye today"), image, "image/png")
-
-    pipeline.run_once()
-
-    assert [t.state for t in pipeline.targets(tenant)] == [TargetState.PUBLISHED] * 2
-    assert sorted(len(p.images) for p in linkedin.posts()) == [0, 1]
-
-
 def test_linkedin_commit_then_drop_adopts_the_post_the_duplicate_error_names(pipeline, linkedin):
     tenant, owner = make_workspace()
     channel = connect_linkedin(tenant, linkedin, "dropped")
@@ -363,18 +364,6 @@ def test_linkedin_revoked_token_blocks_the_channel_and_tells_the_author(pipeline
 
 
 # -- Facebook Pages --------------------------------------------------------------------------------------------------
-
-
-def test_facebook_publishes_text_and_a_photo(pipeline, facebook, image):
-    tenant, owner = make_workspace()
-    channel = connect_facebook(tenant, facebook, "Bluebell")
-    pipeline.schedule(tenant, owner, [channel], "Open at 7")
-    attach(tenant, pipeline.schedule(tenant, owner, [channel], "Rye today"), image, "image/png")
-
-    pipeline.run_once()
-
-    assert [t.state for t in pipeline.targets(tenant)] == [TargetState.PUBLISHED] * 2
-    assert sorted(len(p.photos) for p in facebook.posts()) == [0, 1]
 
 
 def test_facebook_commit_then_drop_is_confirmed_by_read_back(pipeline, facebook):
