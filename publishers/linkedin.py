@@ -23,7 +23,8 @@ initializeUpload → PUT the bytes → the post names the image URN (1 image as
 `media`, 2..20 as `multiImage`). Delete: DELETE /rest/posts/{urn}.
 
 Settings: "client_id", "client_secret", "authorize_url", "token_url",
-"api_url" (https://api.linkedin.com), "version", "post_url", "timeout_seconds".
+"api_url" (https://api.linkedin.com), "version", "post_url", "refresh_margin_seconds" (a day: partner
+apps with a refresh token renew that long before the token lapses), "timeout_seconds".
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ from publishers.errors import (
     TransientError,
 )
 from publishers.http import HttpClient, json_body, timeout_from
-from publishers.oauth import client_fields, token_credentials
+from publishers.oauth import client_fields, expires_soon, token_credentials
 
 DEFAULT_VERSION = "202601"
 SCOPES = "openid profile w_member_social w_organization_social rw_organization_admin"
@@ -124,6 +125,7 @@ class LinkedInPublisher(OAuthPublisher):
         super().__init__(settings)
         self._api = (settings.get("api_url") or "https://api.linkedin.com").rstrip("/")
         self._http = HttpClient(network="LinkedIn", timeout=timeout_from(settings), classify=_classify)
+        self._margin = timedelta(seconds=float(settings.get("refresh_margin_seconds") or 86400))
 
     def close(self) -> None:
         self._http.close()
@@ -216,6 +218,8 @@ class LinkedInPublisher(OAuthPublisher):
 
     def publish(self, post: OutboundPost, credentials: Credentials, idempotency_key: str) -> PublishResult:
         """Create the post. A 422 DUPLICATE_POST raises `DuplicatePost` naming the earlier post."""
+        if credentials.refresh_token and expires_soon(credentials, self._margin):
+            raise AuthExpired("The LinkedIn access token is about to expire; refreshing it first.")
         author = _author(credentials)
         body: dict[str, Any] = {
             "author": author,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -94,6 +95,16 @@ def test_refresh_keeps_the_author_and_the_refresh_token(publisher, fake):
     assert fresh.access_token != credentials.access_token and fresh.refresh_token == credentials.refresh_token
     assert fresh.extra["author"] == credentials.extra["author"]
     publisher.publish(OutboundPost("Renewed"), fresh, "k1")
+
+
+def test_a_token_near_expiry_is_refreshed_first_when_a_refresh_token_exists(publisher, fake):
+    credentials = publisher.accounts(connect(publisher))[0].credentials
+    soon = Credentials(credentials.access_token, credentials.refresh_token, datetime.now(UTC), credentials.extra)
+
+    with pytest.raises(AuthExpired):
+        publisher.publish(OutboundPost("Not yet"), soon, "k1")
+
+    assert fake.posts() == []
 
 
 def test_publishes_text_escaped_and_an_image_as_the_organization(publisher, fake, tmp_path: Path):
