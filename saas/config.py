@@ -56,6 +56,24 @@ def load() -> dict[str, Any]:
             "app_url": _env("BLUESKY_APP_URL", "https://bsky.app") or "https://bsky.app",
             "allow_http": "0" if is_production() else "1",
         },
+        # OAuth networks: app credentials and API addresses (tests and `make run` point these at local fakes).
+        # API versions are settings so a sunset is a configuration change, not a release.
+        "X_SETTINGS": _oauth_settings(
+            "X", api_url="https://api.x.com", authorize_url="https://x.com/i/oauth2/authorize"
+        ),
+        "LINKEDIN_SETTINGS": _oauth_settings(
+            "LINKEDIN",
+            api_url="https://api.linkedin.com",
+            authorize_url="https://www.linkedin.com/oauth/v2/authorization",
+            token_url="https://www.linkedin.com/oauth/v2/accessToken",
+        )
+        | {"version": _env("LINKEDIN_VERSION", "202601") or "202601"},
+        "FACEBOOK_PAGES_SETTINGS": _meta_settings("FACEBOOK"),
+        "INSTAGRAM_SETTINGS": _meta_settings("INSTAGRAM"),
+        "THREADS_SETTINGS": _oauth_settings(
+            "THREADS", graph_url="https://graph.threads.net", authorize_url="https://threads.net/oauth/authorize"
+        )
+        | {"version": _env("THREADS_API_VERSION", "v1.0") or "v1.0"},
         # `make run` starts local fakes of both and offers them on the Channels page.
         "MASTODON_LOCAL_URL": _env("MASTODON_LOCAL_URL"),
         "BLUESKY_LOCAL_PDS_URL": _env("BLUESKY_LOCAL_PDS_URL"),
@@ -119,6 +137,21 @@ def _billing_settings() -> dict[str, Any]:
         # Names, prices shown and limits per plan, e.g. {"pro": {"channels": 20, "price_label": "€39 / month"}}.
         "BILLING_PLANS": json.loads(_env("BILLING_PLANS", "{}") or "{}"),
     }
+
+
+def _oauth_settings(prefix: str, **urls: str) -> dict[str, str]:
+    """<PREFIX>_CLIENT_ID / _CLIENT_SECRET, and each URL overridable as <PREFIX>_<NAME> (e.g. X_API_URL)."""
+    settings = {
+        "client_id": _env(f"{prefix}_CLIENT_ID", "") or "",
+        "client_secret": _env(f"{prefix}_CLIENT_SECRET", "") or "",
+    }
+    return settings | {name: _env(f"{prefix}_{name.upper()}", url) or url for name, url in urls.items()}
+
+
+def _meta_settings(prefix: str) -> dict[str, str]:
+    """Facebook Login apps (Pages and Instagram share the Graph host and GRAPH_API_VERSION)."""
+    settings = _oauth_settings(prefix, graph_url="https://graph.facebook.com", dialog_url="https://www.facebook.com")
+    return settings | {"version": _env("GRAPH_API_VERSION", "v24.0") or "v24.0"}
 
 
 def _dev_encryption_key(secret_key: str) -> str:

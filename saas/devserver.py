@@ -36,11 +36,39 @@ LOCAL_NETWORKS = {
         ["-m", "tests.fakes.bluesky", "--port", "0", "--demo-account", "demo.bsky.test:demo-demo-demo-demo"],
         "BLUESKY_LOCAL_PDS_URL",
     ),
+    # OAuth networks: the fakes auto-approve as "demo" and know one fixed app (client id and secret).
+    "x": (["-m", "tests.fakes.x", "--port", "0", "--demo-user", "demo"], "X_API_URL"),
+    "linkedin": (["-m", "tests.fakes.linkedin", "--port", "0", "--demo-user", "demo"], "LINKEDIN_API_URL"),
+    "facebook": (["-m", "tests.fakes.facebook", "--port", "0", "--demo-user", "demo"], "FACEBOOK_GRAPH_URL"),
+    "instagram": (["-m", "tests.fakes.instagram", "--port", "0", "--demo-user", "demo"], "INSTAGRAM_GRAPH_URL"),
+    "threads": (["-m", "tests.fakes.threads", "--port", "0", "--demo-user", "demo"], "THREADS_GRAPH_URL"),
 }
 
 
+def _local_oauth_env(name: str, url: str) -> dict[str, str]:
+    """Point an OAuth network's app settings at its local fake (read by saas.config)."""
+    if name == "x":
+        return {
+            "X_CLIENT_ID": "fake-x-client",
+            "X_CLIENT_SECRET": "fake-x-secret",
+            "X_AUTHORIZE_URL": f"{url}/i/oauth2/authorize",
+        }
+    if name == "linkedin":
+        return {
+            "LINKEDIN_CLIENT_ID": "fake-linkedin-client",
+            "LINKEDIN_CLIENT_SECRET": "fake-linkedin-secret",
+            "LINKEDIN_AUTHORIZE_URL": f"{url}/oauth/v2/authorization",
+            "LINKEDIN_TOKEN_URL": f"{url}/oauth/v2/accessToken",
+        }
+    prefix = name.upper()
+    meta = {f"{prefix}_CLIENT_ID": "fake-meta-app", f"{prefix}_CLIENT_SECRET": "fake-meta-secret"}
+    if name == "threads":
+        return meta | {"THREADS_AUTHORIZE_URL": f"{url}/oauth/authorize"}
+    return meta | {f"{prefix}_DIALOG_URL": url}
+
+
 def _start_local_networks(python: str, env: dict[str, str]) -> list[subprocess.Popen[str]]:
-    """Start "Mastodon (local)" and "Bluesky (local)" and put their URLs in `env` (development only)."""
+    """Start the local fakes and put their URLs (and fake app credentials) in `env` (development only)."""
     if config.is_production() or not (config.PROJECT_ROOT / "tests" / "fakes").is_dir():
         return []
     started = []
@@ -55,6 +83,9 @@ def _start_local_networks(python: str, env: dict[str, str]) -> list[subprocess.P
             print(f"{name} (local) did not start; continuing without it.", flush=True)
             continue
         env[variable] = url
+        if name not in ("mastodon", "bluesky"):
+            for key, value in _local_oauth_env(name, url).items():
+                env.setdefault(key, value)
         if name == "bluesky":
             env.setdefault("BLUESKY_APP_URL", url)  # post links open the fake's own pages
         print(f"{name.title():<11} (local) {url}", flush=True)

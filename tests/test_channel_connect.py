@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
-from html import unescape
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
@@ -54,17 +52,8 @@ def start_mastodon(client, fake: FakeMastodon) -> str:
     """Submit the instance address; returns where Multipost sent the browser (the instance's authorize page)."""
     page = f"/w/{client.tenant.slug}/channels/mastodon"
     response = client.submit(page, {"instance": fake.base_url}, page=page)
-    # Not a 302: the page's form-action CSP would stop the browser following it to another site.
     assert response.status_code == 200, response.get_data(as_text=True)
-    return onward_url(response.get_data(as_text=True))
-
-
-def onward_url(html: str) -> str:
-    """Where a "Continue to …" page sends the browser (its meta refresh, which its link repeats)."""
-    [refresh] = re.findall(r'<meta http-equiv="refresh" content="0; url=([^"]+)">', html)
-    [link] = re.findall(r'<a class="button" href="([^"]+)">Continue to', html)
-    assert refresh == link
-    return unescape(refresh)
+    return response.headers["Refresh"].removeprefix("0; url=")  # not a 302: see saas/web/offsite.py
 
 
 def approve(authorize_url: str) -> tuple[str, dict[str, str]]:

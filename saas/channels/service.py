@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -30,20 +31,17 @@ def _bound_to(channel: Channel) -> str:
     return f"channel:{channel.tenant_id}:{channel.id}"
 
 
-def store_credentials(channel: Channel, credentials: Credentials) -> None:
-    payload = {
+def credentials_payload(credentials: Credentials) -> dict[str, Any]:
+    """Credentials as JSON-ready values, for sealing (never for logging)."""
+    return {
         "access_token": credentials.access_token,
         "refresh_token": credentials.refresh_token,
         "expires_at": credentials.expires_at.isoformat() if credentials.expires_at else None,
         "extra": dict(credentials.extra),
     }
-    channel.credentials_sealed = keyring().seal(json.dumps(payload).encode(), _bound_to(channel))
 
 
-def load_credentials(channel: Channel) -> Credentials:
-    if not channel.credentials_sealed:
-        raise LookupError(f"channel {channel.id} has no credentials")
-    payload = json.loads(keyring().open(channel.credentials_sealed, _bound_to(channel)))
+def credentials_from_payload(payload: dict[str, Any]) -> Credentials:
     expires_at = payload.get("expires_at")
     return Credentials(
         access_token=payload["access_token"],
@@ -51,6 +49,17 @@ def load_credentials(channel: Channel) -> Credentials:
         expires_at=datetime.fromisoformat(expires_at) if expires_at else None,
         extra=payload.get("extra") or {},
     )
+
+
+def store_credentials(channel: Channel, credentials: Credentials) -> None:
+    payload = credentials_payload(credentials)
+    channel.credentials_sealed = keyring().seal(json.dumps(payload).encode(), _bound_to(channel))
+
+
+def load_credentials(channel: Channel) -> Credentials:
+    if not channel.credentials_sealed:
+        raise LookupError(f"channel {channel.id} has no credentials")
+    return credentials_from_payload(json.loads(keyring().open(channel.credentials_sealed, _bound_to(channel))))
 
 
 def connect(session: so.Session, network: str, profile: Profile, credentials: Credentials) -> Channel:

@@ -139,6 +139,9 @@ class PostTarget(TenantScoped, Base):
     idempotency_key: so.Mapped[str] = so.mapped_column(sa.String(64))
     # Set when an attempt may have reached the network without our hearing back.
     outcome_unknown_since: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
+    # Steps taken on the network that the next attempt must resume, not redo: Instagram/Threads container
+    # ids ("<idempotency key>:container:0" -> id), stored before the container is published.
+    checkpoints: so.Mapped[dict[str, str] | None] = so.mapped_column(JSONB)
     remote_id: so.Mapped[str | None] = so.mapped_column(sa.String(255))
     remote_url: so.Mapped[str | None] = so.mapped_column(sa.String(1000))
     published_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from billing.lifecycle import Action
-from publishers.base import OutboundPost
+from publishers.base import Media, OutboundPost
 from saas import entitlements, timezones
 from saas.channels.models import Channel, ChannelHealth
 from saas.posts.models import FINAL_TARGET_STATES, Post, PostState, PostTarget, TargetState
@@ -84,8 +84,13 @@ def schedule_post(
     channel_ids: list[int],
     schedule: Schedule,
     now: datetime | None = None,
+    media: list[dict[str, str]] | None = None,
 ) -> Post:
-    """Validate and create a scheduled post with one target per channel."""
+    """Validate and create a scheduled post with one target per channel.
+
+    `media` ({"source", "mime_type", "alt"} each) is validated with the text: a network that
+    requires media (Instagram) refuses the post here, not at publish time.
+    """
     now = now or utcnow()
     text = text.strip()
     if not text:
@@ -100,7 +105,8 @@ def schedule_post(
     for channel in channels:
         if channel.health is not ChannelHealth.OK:
             raise ComposeError("channels", f"@{channel.handle} needs attention before it can publish: reconnect it.")
-        problems = publisher_for(channel.network).validate(OutboundPost(text=text), channel.limits)
+        attachments = tuple(Media(m["source"], m.get("mime_type", ""), m.get("alt", "")) for m in media or ())
+        problems = publisher_for(channel.network).validate(OutboundPost(text=text, media=attachments), channel.limits)
         if problems:
             raise ComposeError("text", f"For @{channel.handle}: " + " ".join(problems))
     scheduled_at = resolve_time(schedule, now)
@@ -112,6 +118,7 @@ def schedule_post(
         author_id=author_id,
         text=text,
         media_urls=[],
+        media=list(media or []),
         state=PostState.SCHEDULED,
         scheduled_at=scheduled_at,
         timezone=schedule.timezone,
