@@ -65,6 +65,7 @@ import psutil  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from bench import networks  # noqa: E402
+from saas import config  # noqa: E402
 from saas.embedded import EmbeddedPostgres, EmbeddedRedis, free_port  # noqa: E402
 
 DATABASE = "multipost_bench"
@@ -546,8 +547,6 @@ class Bench:
             }
         )
         env.update(dict(item.split("=", 1) for item in args.env))
-        from saas import config
-
         with mock.patch.dict(os.environ, env, clear=True):
             settings = config.load()
         reported = {name: settings[name] for name in SETTINGS_REPORTED}
@@ -861,7 +860,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--targets", type=int, default=10_000, help="targets due at the same moment (burst)")
     parser.add_argument("--tenants", type=int, default=500, help="tenants, each with one owner and one channel")
     parser.add_argument("--latency-ms", type=float, default=100.0, help="the fake network's latency per request")
-    parser.add_argument("--workers", type=int, default=1, help="RQ worker processes (`make run` starts 1)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=config.load()["WORKER_PROCESSES"],
+        help="RQ worker processes (default: as many as `make run` starts, WORKER_PROCESSES: one per core)",
+    )
     parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers (`make run` starts 2)")
     parser.add_argument("--steady", action="store_true", help="one target due per second instead of a burst")
     parser.add_argument("--seconds", type=int, default=60, help="steady mode: how many seconds (= targets)")

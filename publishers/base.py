@@ -11,7 +11,7 @@ import abc
 import dataclasses
 from collections.abc import Mapping
 from datetime import datetime, timedelta
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, Protocol
 
 CountingRule = Literal["characters", "mastodon", "graphemes", "x_weighted", "threads_bytes"]
 IdempotencyMechanism = Literal["key", "record_key", "container", "duplicate_error", "readback"]
@@ -201,3 +201,71 @@ class Publisher(abc.ABC):
 
     def delete(self, remote_id: str, credentials: Credentials) -> None:
         raise NotImplementedError(f"{self.capabilities.display_name} posts cannot be deleted from Multipost")
+
+
+@dataclasses.dataclass(frozen=True)
+class ConnectableAccount:
+    """One publishable target a login grants (the member, a Page, an organization, an Instagram account)."""
+
+    profile: Profile
+    credentials: Credentials
+    kind: str = "account"  # shown in the picker: "member", "organization", "Page", "Instagram account"
+
+
+class OAuthPublisher(Publisher):
+    """A network connected through the OAuth 2.0 authorization code flow (with PKCE where `uses_pkce`)."""
+
+    uses_pkce: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def authorization_url(self, redirect_uri: str, state: str, code_challenge: str | None) -> str:
+        """Where to send the person to approve us; they come back to `redirect_uri` with `code` and `state`."""
+
+    @abc.abstractmethod
+    def exchange_code(self, redirect_uri: str, code: str, code_verifier: str | None) -> Credentials:
+        """Trade the callback's code for the login's credentials. `ConnectFailed` if refused."""
+
+    def accounts(self, credentials: Credentials) -> list[ConnectableAccount]:
+        """Every target these login credentials may publish to. Networks with one account per login: that one."""
+        return [ConnectableAccount(self.profile(credentials), credentials)]
+
+
+class Checkpoints(Protocol):
+    """Named values an adapter must find again on the next attempt (a container id), stored before it goes on.
+
+    `put` returns only once the value is durable: the caller may crash right after.
+    """
+
+    def get(self, name: str) -> str | None: ...
+
+    def put(self, name: str, value: str) -> None: ...
+
+
+class MemoryCheckpoints:
+    """Checkpoints kept in memory: for a single call, or tests."""
+
+    def __init__(self, initial: Mapping[str, str] | None = None) -> None:
+        self.values: dict[str, str] = dict(initial or {})
+
+    def get(self, name: str) -> str | None:
+        return self.values.get(name)
+
+    def put(self, name: str, value: str) -> None:
+        self.values[name] = value
+
+
+class ResumablePublisher(OAuthPublisher):
+    """A network whose publish has steps the next attempt must resume rather than redo (Meta's containers).
+
+    The pipeline calls `publish_resumable` with checkpoints stored on the target, so a
+    container created by an attempt that then died is read back, never created twice.
+    """
+
+    def publish(self, post: OutboundPost, credentials: Credentials, idempotency_key: str) -> PublishResult:
+        return self.publish_resumable(post, credentials, idempotency_key, MemoryCheckpoints())
+
+    @abc.abstractmethod
+    def publish_resumable(
+        self, post: OutboundPost, credentials: Credentials, idempotency_key: str, checkpoints: Checkpoints
+    ) -> PublishResult:
+        """Publish, first reading back every step `checkpoints` says was already taken."""

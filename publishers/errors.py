@@ -65,5 +65,26 @@ class InvalidPost(PublisherError):
     """The network refused this content for good (too long, bad media, duplicate...)."""
 
 
+class DuplicatePost(InvalidPost):
+    """The network refused the post as a copy of one it already has, and names it (LinkedIn's DUPLICATE_POST).
+
+    After an attempt whose outcome is unknown this proves that attempt landed: adopt `existing_id`.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        existing_id: str,
+        existing_url: str | None = None,
+        existing_at: datetime | None = None,
+        http_status: int | None = None,
+    ) -> None:
+        super().__init__(message, http_status=http_status)
+        self.existing_id = existing_id
+        self.existing_url = existing_url
+        self.existing_at = existing_at  # when the earlier post was made, if the network says
+
+
 class ConnectFailed(PublisherError):
     """Connecting an account did not work (refused login or code, unreachable server); nothing was stored."""

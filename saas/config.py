@@ -56,9 +56,29 @@ def load() -> dict[str, Any]:
             "app_url": _env("BLUESKY_APP_URL", "https://bsky.app") or "https://bsky.app",
             "allow_http": "0" if is_production() else "1",
         },
+        # OAuth networks: app credentials and API addresses (tests and `make run` point these at local fakes).
+        # API versions are settings so a sunset is a configuration change, not a release.
+        "X_SETTINGS": _oauth_settings(
+            "X", api_url="https://api.x.com", authorize_url="https://x.com/i/oauth2/authorize"
+        ),
+        "LINKEDIN_SETTINGS": _oauth_settings(
+            "LINKEDIN",
+            api_url="https://api.linkedin.com",
+            authorize_url="https://www.linkedin.com/oauth/v2/authorization",
+            token_url="https://www.linkedin.com/oauth/v2/accessToken",
+        )
+        | {"version": _env("LINKEDIN_VERSION", "202601") or "202601"},
+        "FACEBOOK_PAGES_SETTINGS": _meta_settings("FACEBOOK"),
+        "INSTAGRAM_SETTINGS": _meta_settings("INSTAGRAM"),
+        "THREADS_SETTINGS": _oauth_settings(
+            "THREADS", graph_url="https://graph.threads.net", authorize_url="https://threads.net/oauth/authorize"
+        )
+        | {"version": _env("THREADS_API_VERSION", "v1.0") or "v1.0"},
         # `make run` starts local fakes of both and offers them on the Channels page.
         "MASTODON_LOCAL_URL": _env("MASTODON_LOCAL_URL"),
         "BLUESKY_LOCAL_PDS_URL": _env("BLUESKY_LOCAL_PDS_URL"),
+        # Billing (billing/): off unless a Stripe secret key is set; `make run` points it at the local fake.
+        **_billing_settings(),
         "PUBLISH_LEASE_SECONDS": int(_env("PUBLISH_LEASE_SECONDS", "180") or 180),
         "PUBLISH_BATCH_SIZE": int(_env("PUBLISH_BATCH_SIZE", "200") or 200),
         "PUBLISH_CLAIM_LIMIT": int(_env("PUBLISH_CLAIM_LIMIT", "1000") or 1000),
@@ -89,7 +109,49 @@ def load() -> dict[str, Any]:
         "TRUSTED_PROXIES": int(_env("TRUSTED_PROXIES", "0") or 0),
         "PORT": int(_env("PORT", "5000") or 5000),
         "WEB_CONCURRENCY": int(_env("WEB_CONCURRENCY", "2") or 2),
+        # RQ worker processes `make run` starts: one per core, since a publish batch is part CPU (HTTP, SQL)
+        # and one process holds one core at most. Production scales the Procfile's `worker` the same way.
+        "WORKER_PROCESSES": int(_env("WORKER_PROCESSES", str(os.cpu_count() or 1)) or 1),
     }
+
+
+def _billing_settings() -> dict[str, Any]:
+    import json
+
+    secret_key = _env("STRIPE_SECRET_KEY")
+    return {
+        "BILLING_ENABLED": bool(secret_key),
+        "STRIPE_SECRET_KEY": secret_key,
+        "STRIPE_WEBHOOK_SECRET": _env("STRIPE_WEBHOOK_SECRET"),
+        "STRIPE_API_BASE": (_env("STRIPE_API_BASE", "https://api.stripe.com") or "").rstrip("/"),
+        "STRIPE_TIMEOUT_SECONDS": float(_env("STRIPE_TIMEOUT_SECONDS", "20") or 20),
+        # Stripe's own libraries default to 300 s; a wider window accepts older replays.
+        "STRIPE_WEBHOOK_TOLERANCE_SECONDS": int(_env("STRIPE_WEBHOOK_TOLERANCE_SECONDS", "300") or 300),
+        "STRIPE_PRICE_PRO": _env("STRIPE_PRICE_PRO"),
+        "STRIPE_PRICE_AGENCY": _env("STRIPE_PRICE_AGENCY"),
+        "BILLING_TRIAL_DAYS": int(_env("BILLING_TRIAL_DAYS", "14") or 14),
+        # "1": choosing a plan during the free trial starts a Stripe trial for the days left (first charge at its
+        # end); otherwise the plan starts, and is charged, at once.
+        "BILLING_TRIAL_CARRIES_OVER": _env("BILLING_TRIAL_CARRIES_OVER", "0") == "1",
+        "BILLING_GRACE_PERIOD": timedelta(days=float(_env("BILLING_GRACE_DAYS", "7") or 7)),
+        # Names, prices shown and limits per plan, e.g. {"pro": {"channels": 20, "price_label": "€39 / month"}}.
+        "BILLING_PLANS": json.loads(_env("BILLING_PLANS", "{}") or "{}"),
+    }
+
+
+def _oauth_settings(prefix: str, **urls: str) -> dict[str, str]:
+    """<PREFIX>_CLIENT_ID / _CLIENT_SECRET, and each URL overridable as <PREFIX>_<NAME> (e.g. X_API_URL)."""
+    settings = {
+        "client_id": _env(f"{prefix}_CLIENT_ID", "") or "",
+        "client_secret": _env(f"{prefix}_CLIENT_SECRET", "") or "",
+    }
+    return settings | {name: _env(f"{prefix}_{name.upper()}", url) or url for name, url in urls.items()}
+
+
+def _meta_settings(prefix: str) -> dict[str, str]:
+    """Facebook Login apps (Pages and Instagram share the Graph host and GRAPH_API_VERSION)."""
+    settings = _oauth_settings(prefix, graph_url="https://graph.facebook.com", dialog_url="https://www.facebook.com")
+    return settings | {"version": _env("GRAPH_API_VERSION", "v24.0") or "v24.0"}
 
 
 def _dev_encryption_key(secret_key: str) -> str:
@@ -108,5 +170,7 @@ def check(settings: dict[str, Any]) -> None:
         raise ConfigError("DATABASE_URL and REDIS_URL must be set in production")
     if not settings.get("ENCRYPTION_KEYS"):
         raise ConfigError("ENCRYPTION_KEYS must be set in production (flask --app wsgi new-encryption-key)")
+    if settings.get("BILLING_ENABLED") and not settings.get("STRIPE_WEBHOOK_SECRET"):
+        raise ConfigError("STRIPE_WEBHOOK_SECRET must be set when STRIPE_SECRET_KEY is (the webhook signing secret)")
     if not settings["PUBLIC_BASE_URL"].startswith("https://"):
         raise ConfigError("PUBLIC_BASE_URL must be an https:// address in production")

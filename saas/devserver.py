@@ -36,11 +36,39 @@ LOCAL_NETWORKS = {
         ["-m", "tests.fakes.bluesky", "--port", "0", "--demo-account", "demo.bsky.test:demo-demo-demo-demo"],
         "BLUESKY_LOCAL_PDS_URL",
     ),
+    # OAuth networks: the fakes auto-approve as "demo" and know one fixed app (client id and secret).
+    "x": (["-m", "tests.fakes.x", "--port", "0", "--demo-user", "demo"], "X_API_URL"),
+    "linkedin": (["-m", "tests.fakes.linkedin", "--port", "0", "--demo-user", "demo"], "LINKEDIN_API_URL"),
+    "facebook": (["-m", "tests.fakes.facebook", "--port", "0", "--demo-user", "demo"], "FACEBOOK_GRAPH_URL"),
+    "instagram": (["-m", "tests.fakes.instagram", "--port", "0", "--demo-user", "demo"], "INSTAGRAM_GRAPH_URL"),
+    "threads": (["-m", "tests.fakes.threads", "--port", "0", "--demo-user", "demo"], "THREADS_GRAPH_URL"),
 }
 
 
+def _local_oauth_env(name: str, url: str) -> dict[str, str]:
+    """Point an OAuth network's app settings at its local fake (read by saas.config)."""
+    if name == "x":
+        return {
+            "X_CLIENT_ID": "fake-x-client",
+            "X_CLIENT_SECRET": "fake-x-secret",
+            "X_AUTHORIZE_URL": f"{url}/i/oauth2/authorize",
+        }
+    if name == "linkedin":
+        return {
+            "LINKEDIN_CLIENT_ID": "fake-linkedin-client",
+            "LINKEDIN_CLIENT_SECRET": "fake-linkedin-secret",
+            "LINKEDIN_AUTHORIZE_URL": f"{url}/oauth/v2/authorization",
+            "LINKEDIN_TOKEN_URL": f"{url}/oauth/v2/accessToken",
+        }
+    prefix = name.upper()
+    meta = {f"{prefix}_CLIENT_ID": "fake-meta-app", f"{prefix}_CLIENT_SECRET": "fake-meta-secret"}
+    if name == "threads":
+        return meta | {"THREADS_AUTHORIZE_URL": f"{url}/oauth/authorize"}
+    return meta | {f"{prefix}_DIALOG_URL": url}
+
+
 def _start_local_networks(python: str, env: dict[str, str]) -> list[subprocess.Popen[str]]:
-    """Start "Mastodon (local)" and "Bluesky (local)" and put their URLs in `env` (development only)."""
+    """Start the local fakes and put their URLs (and fake app credentials) in `env` (development only)."""
     if config.is_production() or not (config.PROJECT_ROOT / "tests" / "fakes").is_dir():
         return []
     started = []
@@ -55,10 +83,50 @@ def _start_local_networks(python: str, env: dict[str, str]) -> list[subprocess.P
             print(f"{name} (local) did not start; continuing without it.", flush=True)
             continue
         env[variable] = url
+        if name not in ("mastodon", "bluesky"):
+            for key, value in _local_oauth_env(name, url).items():
+                env.setdefault(key, value)
         if name == "bluesky":
             env.setdefault("BLUESKY_APP_URL", url)  # post links open the fake's own pages
         print(f"{name.title():<11} (local) {url}", flush=True)
     return started
+
+
+# Stripe (local): a fake on 127.0.0.1 that stripe-python talks to, so the billing pages and Checkout work offline.
+LOCAL_STRIPE = {
+    "STRIPE_SECRET_KEY": "sk_test_local",
+    "STRIPE_WEBHOOK_SECRET": "whsec_local",
+    "STRIPE_PRICE_PRO": "price_local_pro",
+    "STRIPE_PRICE_AGENCY": "price_local_agency",
+}
+
+
+def _start_local_stripe(python: str, env: dict[str, str], public_base_url: str) -> list[subprocess.Popen[str]]:
+    """Start "Stripe (local)" unless a real STRIPE_SECRET_KEY is configured (development only)."""
+    if config.is_production() or env.get("STRIPE_SECRET_KEY") or not (config.PROJECT_ROOT / "tests" / "fakes").is_dir():
+        return []
+    args = [
+        *("--secret-key", LOCAL_STRIPE["STRIPE_SECRET_KEY"], "--webhook-secret", LOCAL_STRIPE["STRIPE_WEBHOOK_SECRET"]),
+        *("--webhook-url", f"{public_base_url}/webhooks/stripe"),
+        *("--price", f"{LOCAL_STRIPE['STRIPE_PRICE_PRO']}:2900:Pro"),
+        *("--price", f"{LOCAL_STRIPE['STRIPE_PRICE_AGENCY']}:1900:Agency"),
+    ]
+    child = subprocess.Popen(
+        [python, "-m", "tests.fakes.stripe", "--port", "0", *args],
+        cwd=config.PROJECT_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    assert child.stdout is not None
+    url = child.stdout.readline().strip()
+    if not url.startswith("http"):
+        print("Stripe (local) did not start; billing stays off.", flush=True)
+        return [child]
+    env.update(LOCAL_STRIPE, STRIPE_API_BASE=url)
+    print(f"Stripe      (local) {url}  (its Checkout page has Pay and Decline buttons)", flush=True)
+    return [child]
 
 
 def main() -> int:
@@ -83,6 +151,7 @@ def main() -> int:
             print(f"Redis       {env['REDIS_URL']}  (data in {redis_server.data_dir})")
         python = sys.executable
         children.extend(_start_local_networks(python, env))
+        children.extend(_start_local_stripe(python, env, settings["PUBLIC_BASE_URL"]))
         subprocess.run([python, "-m", "alembic", "upgrade", "head"], check=True, env=env)
         subprocess.run([python, "-m", "flask", "--app", "wsgi", "seed-demo"], check=True, env=env)
 
@@ -96,11 +165,14 @@ def main() -> int:
                 "--bind",
                 f"127.0.0.1:{port}",
                 "--workers",
-                "2",
+                str(settings["WEB_CONCURRENCY"]),
                 "--access-logfile",
                 "-",
             ],
-            "worker": [python, "-m", "flask", "--app", "wsgi", "worker"],
+            **{
+                f"worker-{n}" if n > 1 else "worker": [python, "-m", "flask", "--app", "wsgi", "worker"]
+                for n in range(1, settings["WORKER_PROCESSES"] + 1)
+            },
             "clock": [python, "-m", "flask", "--app", "wsgi", "clock"],
         }
         for name, command in processes.items():

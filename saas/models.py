@@ -1,5 +1,6 @@
 """Every model, imported once so SQLAlchemy and Alembic see the whole schema."""
 
+from billing.models import StripeEvent, Subscription
 from saas.channels.models import Channel, MastodonApp, NetworkPause
 from saas.media.models import MediaItem
 from saas.notifications.models import Notification
@@ -25,6 +26,8 @@ __all__ = [
     "SandboxAccount",
     "SandboxIdempotencyKey",
     "SandboxPost",
+    "StripeEvent",
+    "Subscription",
     "Tenant",
     "User",
     "UserToken",

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import sqlalchemy as sa
 
-from saas import accounts, db
+from saas import accounts, db, entitlements
 from saas.sandbox import connect as sandbox_connect
 from tenants import bind_tenant
 from tenants import service as tenant_service
@@ -65,6 +65,7 @@ def seed_demo() -> bool:
     agency = _tenant("Northwind Social", TenantKind.AGENCY, ZONES["Northwind Social"], users["owner@northwind.example"])
     for name in ("Bluebell Bakery", "Harbor Dental"):
         _tenant(name, TenantKind.CLIENT, ZONES[name], None, managed_by=agency)
+    entitlements.sync_agency_quantity(agency.id)  # a no-op until the agency subscribes
     _tenant("Copper Cycles", TenantKind.DIRECT, ZONES["Copper Cycles"], users["owner@coppercycles.example"])
     for login in DEMO_LOGINS:
         if login.role is not Role.OWNER:
@@ -109,4 +110,7 @@ def describe(created: bool, base_url: str) -> str:
         lines.append(f"  {login.who:<16} {login.email:<28} {login.password:<22} ({login.workspace}, {login.role})")
     lines.append(f"Sandbox channels publish to {base_url}/sandbox/@bluebellbakery (and @harbordental, @coppercycles).")
     lines.append('Channels → Connect Mastodon / Connect Bluesky offer the local fakes `make run` starts ("(local)").')
+    lines.append(
+        "Billing → Choose Pro opens the local fake Stripe's Checkout page: Pay subscribes, Decline shows a refusal."
+    )
     return "\n".join(lines)

@@ -154,6 +154,7 @@ SYSTEM_SCOPE_CALL_SITES = {
     "saas/publishing/dispatch.py:dispatch_due_targets",  # claims due targets of every tenant
     "saas/posts/ical.py:tenant_for_token",  # a calendar feed URL names no workspace: its token finds it
     "saas/posts/recurrence.py:due_series",  # finds repeating posts of every tenant whose next occurrence is due
+    "saas/web/billing.py:stripe_webhook",  # a Stripe event names a subscription, not a workspace
 }
 
 

@@ -26,8 +26,7 @@ def test_time_skipped_by_spring_forward_is_refused():
 
 def test_time_repeated_by_fall_back_means_the_first_one():
     # 02:30 happens twice in Berlin on 25 Oct 2026: first in summer time (UTC+2).
-    assert timezones.to_utc(datetime(2026, 10, 25, 2, 30), "Europe/Berlin") == datetime(2026, 10, 25, 0, 30,
-                                                                                         tzinfo=UTC)
+    assert timezones.to_utc(datetime(2026, 10, 25, 2, 30), "Europe/Berlin") == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
 
 
 def test_aware_input_is_refused():

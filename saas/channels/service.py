@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import current_app
 
+from billing.lifecycle import Action
 from publishers.base import Credentials, Profile
+from saas import entitlements
 from saas.channels.models import Channel, ChannelHealth
 from saas.crypto import KeyRing
-from tenants.scoping import system_session
+from tenants.scoping import bound_tenant_id, system_session
 
 
 def keyring() -> KeyRing:
@@ -28,20 +31,17 @@ def _bound_to(channel: Channel) -> str:
     return f"channel:{channel.tenant_id}:{channel.id}"
 
 
-def store_credentials(channel: Channel, credentials: Credentials) -> None:
-    payload = {
+def credentials_payload(credentials: Credentials) -> dict[str, Any]:
+    """Credentials as JSON-ready values, for sealing (never for logging)."""
+    return {
         "access_token": credentials.access_token,
         "refresh_token": credentials.refresh_token,
         "expires_at": credentials.expires_at.isoformat() if credentials.expires_at else None,
         "extra": dict(credentials.extra),
     }
-    channel.credentials_sealed = keyring().seal(json.dumps(payload).encode(), _bound_to(channel))
 
 
-def load_credentials(channel: Channel) -> Credentials:
-    if not channel.credentials_sealed:
-        raise LookupError(f"channel {channel.id} has no credentials")
-    payload = json.loads(keyring().open(channel.credentials_sealed, _bound_to(channel)))
+def credentials_from_payload(payload: dict[str, Any]) -> Credentials:
     expires_at = payload.get("expires_at")
     return Credentials(
         access_token=payload["access_token"],
@@ -51,12 +51,25 @@ def load_credentials(channel: Channel) -> Credentials:
     )
 
 
+def store_credentials(channel: Channel, credentials: Credentials) -> None:
+    payload = credentials_payload(credentials)
+    channel.credentials_sealed = keyring().seal(json.dumps(payload).encode(), _bound_to(channel))
+
+
+def load_credentials(channel: Channel) -> Credentials:
+    if not channel.credentials_sealed:
+        raise LookupError(f"channel {channel.id} has no credentials")
+    return credentials_from_payload(json.loads(keyring().open(channel.credentials_sealed, _bound_to(channel))))
+
+
 def connect(session: so.Session, network: str, profile: Profile, credentials: Credentials) -> Channel:
     """Add the account to the session's tenant, or refresh it if it is already connected."""
     channel = session.scalar(
         sa.select(Channel).where(Channel.network == network, Channel.remote_id == profile.remote_id)
     )
     if channel is None:
+        # A new channel must fit the plan (reconnecting an existing one always may); LimitReached otherwise.
+        entitlements.require(session, bound_tenant_id(session), Action.CONNECT_CHANNEL)
         channel = Channel(network=network, remote_id=profile.remote_id)
         session.add(channel)
     channel.handle = profile.handle

@@ -163,10 +163,15 @@ class PostTarget(TenantScoped, Base):
     idempotency_key: so.Mapped[str] = so.mapped_column(sa.String(64))
     # Set when an attempt may have reached the network without our hearing back.
     outcome_unknown_since: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
+    # Steps taken on the network that the next attempt must resume, not redo: Instagram/Threads container
+    # ids ("<idempotency key>:container:0" -> id), stored before the container is published.
+    checkpoints: so.Mapped[dict[str, str] | None] = so.mapped_column(JSONB)
     remote_id: so.Mapped[str | None] = so.mapped_column(sa.String(255))
     remote_url: so.Mapped[str | None] = so.mapped_column(sa.String(1000))
     published_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
     last_error: so.Mapped[str | None] = so.mapped_column(sa.Text)
+    # Why a blocked target is blocked ("billing", "channel"), so the cause can release it when it clears.
+    blocked_reason: so.Mapped[str | None] = so.mapped_column(sa.String(20))
     updated_at: so.Mapped[datetime] = so.mapped_column(
         sa.DateTime(timezone=True), server_default=utc_now_default(), onupdate=sa.func.now()
     )

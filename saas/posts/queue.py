@@ -194,7 +194,7 @@ def pause(session: so.Session, channel_id: int, now: datetime) -> int:
     result = session.execute(
         sa.update(PostTarget)
         .where(PostTarget.channel_id == channel_id, PostTarget.state == TargetState.SCHEDULED)
-        .values(state=TargetState.BLOCKED, last_error=PAUSED_REASON)
+        .values(state=TargetState.BLOCKED, last_error=PAUSED_REASON, blocked_reason="paused")
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
@@ -210,9 +210,14 @@ def resume(session: so.Session, channel_id: int, now: datetime) -> int:
         .where(
             PostTarget.channel_id == channel_id,
             PostTarget.state == TargetState.BLOCKED,
-            PostTarget.last_error == PAUSED_REASON,
+            PostTarget.blocked_reason == "paused",
         )
-        .values(state=TargetState.SCHEDULED, last_error=None, due_at=sa.func.greatest(PostTarget.scheduled_at, now))
+        .values(
+            state=TargetState.SCHEDULED,
+            last_error=None,
+            blocked_reason=None,
+            due_at=sa.func.greatest(PostTarget.scheduled_at, now),
+        )
     )
     return int(result.rowcount or 0)  # type: ignore[attr-defined]
 

@@ -14,14 +14,16 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from billing.lifecycle import Action
 from publishers.base import Media, OutboundPost, ThreadPart
-from saas import timezones
+from saas import entitlements, timezones
 from saas.channels.models import Channel, ChannelHealth
 from saas.media import service as media_service
 from saas.media.models import MediaItem
 from saas.posts import queue, recurrence
 from saas.posts.models import FINAL_TARGET_STATES, PAUSED_REASON, Post, PostState, PostTarget, TargetState
 from saas.publishing.networks import publisher_for
+from tenants.scoping import bound_tenant_id
 
 MAX_TEXT = 10_000  # beyond any network's limit; each channel's own limit is checked too
 MAX_AHEAD = timedelta(days=730)
@@ -169,10 +171,18 @@ def _channels(session: so.Session, channel_ids: list[int]) -> list[Channel]:
     return sorted(channels, key=lambda c: c.id)
 
 
-def check_channel(channel: Channel, text: str, extras: Extras, items: Mapping[int, MediaItem]) -> None:
+def check_channel(
+    channel: Channel,
+    text: str,
+    extras: Extras,
+    items: Mapping[int, MediaItem],
+    outside: list[dict[str, str]] | None = None,
+) -> None:
     """The network's own rules for this channel's version of the post: ComposeError naming channel and limit."""
     ids = extras.media_overrides.get(channel.id, extras.media_ids)
-    media = tuple(Media(source=str(i), mime_type=items[i].mime_type) for i in ids)
+    media = tuple(Media(source=str(i), mime_type=items[i].mime_type) for i in ids) + tuple(
+        Media(m["source"], m.get("mime_type", ""), m.get("alt", "")) for m in outside or ()
+    )
     post = OutboundPost(text=text, media=media, thread=tuple(ThreadPart(part) for part in extras.thread))
     publisher = publisher_for(channel.network)
     problems = publisher.validate(post, channel.limits)
@@ -219,11 +229,14 @@ def schedule_post(
     now: datetime | None = None,
     extras: Extras | None = None,
     post_id: int | None = None,
+    media: list[dict[str, str]] | None = None,
 ) -> Post:
     """Validate and create (or, with `post_id`, replace) a scheduled post with one target per channel.
 
     The one entry point that checks a post may go out: text by each channel's own network rules, the
-    channels, the time. `post_id` schedules an existing draft or edits a post nothing was sent for yet.
+    channels, the time, the plan's limits. `post_id` schedules an existing draft or edits a post nothing
+    was sent for yet. `media` ({"source", "mime_type", "alt"} each) are attachments from outside the
+    media library, after the library's; a network that requires media (Instagram) refuses the post here.
     """
     now = now or utcnow()
     extras = _clean_extras(extras or Extras())
@@ -239,7 +252,7 @@ def schedule_post(
     for channel in channels:
         if channel.health is not ChannelHealth.OK:
             raise ComposeError("channels", f"@{channel.handle} needs attention before it can publish: reconnect it.")
-        check_channel(channel, extras.overrides.get(channel.id, text), extras, items)
+        check_channel(channel, extras.overrides.get(channel.id, text), extras, items, media or [])
     if extras.repeat is not None and (schedule.publish_now or schedule.queue):
         raise ComposeError("repeat", "A repeating post needs a date and time for its first occurrence.")
     slots = _queue_slots(session, channels, schedule, now) if schedule.queue else {}
@@ -249,15 +262,25 @@ def schedule_post(
         schedule = Schedule(False, local_time, queue.zone_of(first, schedule.timezone))
     else:
         scheduled_at = resolve_time(schedule, now)
-    if post_id is None:
+    existing = _editable(session, post_id) if post_id is not None else None
+    # An edit of a scheduled post already holds its place in the month's allowance; a draft does not.
+    adding = 0 if existing is not None and existing.state is not PostState.DRAFT else 1
+    try:
+        entitlements.require(
+            session, bound_tenant_id(session), Action.SCHEDULE_POST, month_of=scheduled_at, adding=adding
+        )
+    except entitlements.LimitReached as exc:
+        raise ComposeError("when", exc.message) from None
+    if existing is None:
         post = Post(author_id=author_id, media_urls=[])
         session.add(post)
     else:
-        post = _editable(session, post_id)
+        post = existing
         for target in post.targets:
             session.delete(target)
         post.revision += 1
     _fill(post, text, extras, items)
+    post.media = [*post.media, *(dict(m) for m in media or ())]
     post.state = PostState.SCHEDULED
     post.scheduled_at = scheduled_at
     post.timezone = schedule.timezone
@@ -277,6 +300,7 @@ def schedule_post(
                 # A channel paused by a person holds its posts (saas.posts.queue.pause).
                 state=TargetState.BLOCKED if channel.paused_at else TargetState.SCHEDULED,
                 last_error=PAUSED_REASON if channel.paused_at else None,
+                blocked_reason="paused" if channel.paused_at else None,
                 scheduled_at=slots[channel.id][1] if slots else scheduled_at,
                 due_at=slots[channel.id][1] if slots else scheduled_at,
                 idempotency_key=new_idempotency_key(),
@@ -366,6 +390,22 @@ def save_draft(
     return post
 
 
+def reschedule(session: so.Session, post_id: int, target_id: int, moment: datetime) -> PostTarget | None:
+    """A blocked target goes out at a new time (chosen by a person: nothing held back fires on its own)."""
+    target = _target(session, post_id, target_id)
+    if target is None:
+        return None
+    if target.state is not TargetState.BLOCKED:
+        raise TargetActionError("Only a blocked post can be rescheduled here.")
+    try:  # the post already holds its place in the month's allowance: nothing is added
+        entitlements.require(session, target.tenant_id, Action.SCHEDULE_POST, month_of=moment, adding=0)
+    except entitlements.LimitReached as exc:
+        raise TargetActionError(exc.message) from None
+    target.scheduled_at = moment
+    _requeue(target, moment)
+    return target
+
+
 def posts(session: so.Session, limit: int = 200) -> list[Post]:
     return list(
         session.scalars(
@@ -442,6 +482,7 @@ def _requeue(target: PostTarget, now: datetime) -> None:
     target.claim_token = None
     target.claimed_until = None
     target.last_error = None
+    target.blocked_reason = None
     settle_post(target.post)
 
 

@@ -23,8 +23,7 @@ from rq.serializers import JSONSerializer
 
 from saas.posts.models import PostTarget, TargetState
 from saas.posts.service import settle_post
-from saas.publishing import outcomes
-from saas.publishing.policy import may_publish
+from saas.publishing import outcomes, policy
 from tenants.scoping import system_session
 
 log = logging.getLogger(__name__)
@@ -117,20 +116,22 @@ def _batches(claimed: list[tuple[int, int, int]], size: int) -> list[list[list[i
 
 
 def _block(session: so.Session, claimed_ids: list[int]) -> list[tuple[int, int]]:
-    """Apply may_publish to every claimed target; block those that may not go. Returns (tenant, target) pairs."""
+    """Apply the policy to every claimed target; block those that may not go. Returns (tenant, target) pairs."""
     blocked = []
     targets = session.scalars(
         sa.select(PostTarget)
         .where(PostTarget.id.in_(claimed_ids))
         .options(so.joinedload(PostTarget.channel), so.joinedload(PostTarget.post))
     ).all()
+    policy.prepare(session, targets)
     for target in targets:
-        reason = may_publish(target)
-        if reason is None:
+        hold = policy.hold_for(target)
+        if hold is None:
             continue
         blocked.append((target.tenant_id, target.id))
         target.state = TargetState.BLOCKED
-        target.last_error = reason
+        target.last_error = hold.message
+        target.blocked_reason = hold.reason  # billing releases its own holds when the subscription recovers
         target.claim_token = None
         target.claimed_until = None
         settle_post(target.post)

@@ -5,11 +5,21 @@ For each target, in this order:
    `publishing`, and write the attempt row. Nothing is sent before this commits.
 2. Call the network (outside any transaction).
 3. In one transaction: close the attempt and move the target to its next state.
+   Successes (most targets) are written a tenant at a time, a few statements for
+   many targets (`PublishedLog`); every other outcome is written at once.
+
+Step 1 is written a tenant at a time too, and each tenant's targets start
+publishing as soon as theirs is committed.
 
 A worker killed between 1 and 3 leaves an open attempt and a `publishing`
 target; lease recovery (dispatch.py) then marks the outcome unknown, and the
 next attempt resolves it with the network's idempotency key or a read-back
 instead of publishing blindly.
+
+Container networks (Instagram, Threads) also record checkpoints on the target
+while step 2 runs: each container id is committed before that container is
+polled or published, so the next attempt reads its status instead of making
+a second one (`TargetCheckpoints`).
 """
 
 from __future__ import annotations
@@ -18,10 +28,10 @@ import logging
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -30,10 +40,11 @@ from flask import current_app
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from publishers.base import Capabilities, Credentials, OutboundPost, Publisher, PublishResult
+from publishers.base import Capabilities, Credentials, OutboundPost, Publisher, PublishResult, ResumablePublisher
 from publishers.errors import (
     AuthExpired,
     AuthRevoked,
+    DuplicatePost,
     InvalidPost,
     OutcomeUnknown,
     PublisherError,
@@ -90,6 +101,8 @@ class Started:
     outcome_unknown_since: datetime | None
     # Past this moment the claim may be recovered and handed out again, so nothing is sent after it.
     send_deadline: datetime
+    # Steps an earlier attempt already took on the network (container ids), for resumable adapters.
+    checkpoints: Mapping[str, str] = field(default_factory=dict)
 
 
 def _now() -> datetime:
@@ -317,6 +330,7 @@ def _start_attempts(tenant_id: int, target_ids: list[int], claim_token: str) -> 
                     idempotency_key=target.idempotency_key,
                     outcome_unknown_since=target.outcome_unknown_since,
                     send_deadline=now + lease - send_margin,
+                    checkpoints=dict(target.checkpoints or {}),
                 )
             )
         session.commit()
@@ -336,20 +350,76 @@ def _call_network(publisher: Publisher, started: Started) -> PublishResult:
 
 def _publish_refreshing_once(publisher: Publisher, started: Started) -> PublishResult:
     try:
-        return publisher.publish(started.post, started.credentials, started.idempotency_key)
+        return _publish(publisher, started, started.credentials)
     except AuthExpired:
-        fresh = publisher.refresh(started.credentials)  # AuthRevoked from here means reconnect
-        _save_credentials(started, fresh)
-        return publisher.publish(started.post, fresh, started.idempotency_key)
+        fresh = _refresh(publisher, started)  # AuthRevoked from here means reconnect
+        return _publish(publisher, started, fresh)
+
+
+def _publish(publisher: Publisher, started: Started, credentials: Credentials) -> PublishResult:
+    if isinstance(publisher, ResumablePublisher):
+        checkpoints = TargetCheckpoints(started)
+        return publisher.publish_resumable(started.post, credentials, started.idempotency_key, checkpoints)
+    return publisher.publish(started.post, credentials, started.idempotency_key)
+
+
+# Merged into the target's map and committed at once: the next attempt must find it even if this worker dies now.
+SAVE_CHECKPOINT = sa.text("""
+    UPDATE post_targets
+    SET checkpoints = coalesce(checkpoints, '{}'::jsonb)
+                      || jsonb_build_object(CAST(:name AS text), CAST(:value AS text))
+    WHERE tenant_id = :tenant AND id = :target
+""")
+
+
+class TargetCheckpoints:
+    """A resumable adapter's checkpoints (container ids), kept on the target row across attempts.
+
+    Names are prefixed with the target's idempotency key: an edit makes a new revision and key,
+    so a container holding the old text is never resumed.
+    """
+
+    def __init__(self, started: Started) -> None:
+        self._started = started
+        self._values = dict(started.checkpoints)
+
+    def _name(self, name: str) -> str:
+        return f"{self._started.idempotency_key}:{name}"
+
+    def get(self, name: str) -> str | None:
+        return self._values.get(self._name(name))
+
+    def put(self, name: str, value: str) -> None:
+        key = self._name(name)
+        if self._values.get(key) == value:
+            return
+        with tenant_session(self._started.tenant_id) as session:
+            session.execute(
+                SAVE_CHECKPOINT,
+                {"tenant": self._started.tenant_id, "target": self._started.target_id, "name": key, "value": value},
+            )
+            session.commit()
+        self._values[key] = value
 
 
 def _resolve_unknown(publisher: Publisher, started: Started) -> PublishResult:
     """An earlier attempt may have gone out. Publish again only where the network can tell."""
     assert started.outcome_unknown_since is not None
     caps = publisher.capabilities
-    if caps.idempotency == "record_key":
-        # The adapter looks for each part's record key before creating it: a second post cannot happen.
+    if caps.idempotency in ("record_key", "container"):
+        # The adapter looks for each part's record key, or reads each stored container's status, before
+        # creating anything: a second post cannot happen.
         return _publish_refreshing_once(publisher, started)
+    if caps.idempotency == "duplicate_error":
+        # Sending the same post again either publishes it (the first never landed) or is refused as a
+        # duplicate naming the post the first attempt made: adopt that one.
+        try:
+            return _publish_refreshing_once(publisher, started)
+        except DuplicatePost as exc:
+            # An identical post made before the unknown attempt is an older twin, not ours: ours never landed.
+            if exc.existing_at is not None and exc.existing_at < started.outcome_unknown_since - READBACK_SLACK:
+                raise
+            return PublishResult(exc.existing_id, exc.existing_url, exc.existing_at)
     if (
         caps.idempotency == "key"
         and caps.idempotency_window is not None
@@ -362,8 +432,7 @@ def _resolve_unknown(publisher: Publisher, started: Started) -> PublishResult:
         try:
             found = publisher.find_published(started.post, started.credentials, started.idempotency_key, since=since)
         except AuthExpired:
-            fresh = publisher.refresh(started.credentials)
-            _save_credentials(started, fresh)
+            fresh = _refresh(publisher, started)
             found = publisher.find_published(started.post, fresh, started.idempotency_key, since=since)
     except PublisherError as exc:
         raise Unconfirmed(
@@ -378,12 +447,22 @@ def _resolve_unknown(publisher: Publisher, started: Started) -> PublishResult:
     return found
 
 
-def _save_credentials(started: Started, credentials: Credentials) -> None:
+def _refresh(publisher: Publisher, started: Started) -> Credentials:
+    """New credentials, refreshed at most once per rotation however many attempts ask at the same time.
+
+    Refresh tokens rotate (X, Bluesky): a second refresh with the token the first one spent is
+    refused, which would wrongly mark the channel for reconnecting. So the channel row is locked
+    while refreshing, and an attempt that finds newer credentials already stored uses those.
+    """
     with tenant_session(started.tenant_id) as session:
-        channel = session.get(Channel, started.channel_id)
-        assert channel is not None
-        channel_service.store_credentials(channel, credentials)
+        channel = session.scalars(sa.select(Channel).where(Channel.id == started.channel_id).with_for_update()).one()
+        stored = channel_service.load_credentials(channel)
+        if stored.access_token != started.credentials.access_token:
+            return stored  # another attempt refreshed while we waited for the lock
+        fresh = publisher.refresh(stored)
+        channel_service.store_credentials(channel, fresh)
         session.commit()
+        return fresh
 
 
 def _retries_so_far(session: Session, target_id: int, excluding: int) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from saas import mail
+from saas import entitlements, mail
 from saas.channels.models import ChannelHealth
 from saas.notifications.service import admins, notify
 from saas.posts.models import PostTarget, TargetState
@@ -40,6 +40,13 @@ def tell_people(tenant_id: int, target_id: int) -> None:
             title = f"Reconnect @{channel.handle} to keep publishing"
             link = mail.link(
                 "workspace.channels.index", slug=session.scalar(sa.select(Tenant.slug).where(Tenant.id == tenant_id))
+            )
+        elif target.state is TargetState.BLOCKED and target.blocked_reason == entitlements.BILLING_HOLD:
+            # One message per lapse of the subscription, not one per post it holds back.
+            event_key = f"billing-hold:{entitlements.state(session, tenant_id).episode}"
+            title = "Publishing is paused for billing"
+            link = mail.link(
+                "workspace.billing.index", slug=session.scalar(sa.select(Tenant.slug).where(Tenant.id == tenant_id))
             )
         else:
             event_key = f"target:{target.id}:{target.state.value}:{target.attempt_count}"

@@ -6,15 +6,45 @@ their rules here; nothing else decides.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import sqlalchemy.orm as so
+
+from saas import entitlements
 from saas.channels.models import ChannelHealth
 from saas.posts.models import PostTarget
 
 
-def may_publish(target: PostTarget) -> str | None:
-    """None when the target may be published; otherwise why not, in words for the user."""
+@dataclass(frozen=True)
+class Hold:
+    """Why a target may not go out: `reason` is what blocks it ("channel", "billing"), `message` is for the user."""
+
+    reason: str
+    message: str
+
+
+def prepare(session: so.Session, targets: Sequence[PostTarget]) -> None:
+    """Read what the rules need for all of `targets` at once, before `hold_for` is asked about each."""
+    entitlements.prepare_dispatch(session, targets)
+
+
+def hold_for(target: PostTarget) -> Hold | None:
+    """None when the target may be published; otherwise what holds it back."""
     channel = target.channel
     if channel.health is ChannelHealth.NEEDS_RECONNECT:
-        return f"{channel.display_name} (@{channel.handle}) needs to be reconnected before it can publish."
+        return Hold(
+            "channel", f"{channel.display_name} (@{channel.handle}) needs to be reconnected before it can publish."
+        )
     if channel.health is ChannelHealth.DISABLED:
-        return f"{channel.display_name} (@{channel.handle}) is switched off."
+        return Hold("channel", f"{channel.display_name} (@{channel.handle}) is switched off.")
+    billing = entitlements.dispatch_problem(target)
+    if billing is not None:
+        return Hold(entitlements.BILLING_HOLD, billing)
     return None
+
+
+def may_publish(target: PostTarget) -> str | None:
+    """None when the target may be published; otherwise why not, in words for the user."""
+    hold = hold_for(target)
+    return hold.message if hold else None

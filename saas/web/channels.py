@@ -4,24 +4,39 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, session, url_for
+from flask import (
+    Blueprint,
+    abort,
+    current_app,
+    flash,
+    g,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from flask_login import login_required
 
 from publishers.errors import PublisherError
 from saas import db
 from saas.channels import bluesky as bluesky_connect
 from saas.channels import mastodon as mastodon_connect
+from saas.channels import oauth as oauth_connect
 from saas.channels import service
 from saas.channels.models import Channel
 from saas.sandbox import connect as sandbox_connect
 from saas.security import TEAM_MANAGERS, require_role
 from saas.web.forms import BlueskyConnectForm, ConfirmForm, MastodonConnectForm
+from saas.web.offsite import continue_to
 
 bp = Blueprint("channels", __name__, url_prefix="/channels")
 # Mastodon registers one redirect URI per instance for every workspace, so the instance sends people
 # to this workspace-less address; it only forwards them to the workspace that started the sign-in.
 callbacks = Blueprint("channel_callbacks", __name__)
 PENDING_MASTODON = "mastodon_connect"
+PENDING_OAUTH = "oauth_connect"
+PICK_OAUTH = "oauth_pick"
 
 
 @bp.get("")
@@ -31,6 +46,7 @@ def index() -> Any:
         channels=service.channels(db.session()),
         confirm=ConfirmForm(formdata=None),
         can_manage=g.workspace.role in TEAM_MANAGERS,
+        oauth_networks=oauth_connect.NETWORKS,
     )
 
 
@@ -58,6 +74,8 @@ def reconnect(channel_id: int) -> Any:
         return redirect(url_for("workspace.channels.mastodon", instance=instance))
     if channel.network == "bluesky":
         return redirect(url_for("workspace.channels.bluesky", identifier=channel.handle))
+    if channel.network in oauth_connect.NETWORKS:
+        return _start_oauth(channel.network)
     if channel.network != "sandbox":
         flash(f"Reconnecting {channel.network} channels arrives with that network's connect flow.", "error")
         return redirect(url_for("workspace.channels.index"))
@@ -89,7 +107,7 @@ def mastodon() -> Any:
         else:
             db.session.commit()  # the app registration, kept whether or not the person approves
             session[PENDING_MASTODON] = pending.to_session()
-            return redirect(url)
+            return continue_to(url, "Mastodon")
     status = 422 if form.errors else 200
     return render_template("channels/mastodon.html", form=form, local=current_app.config["MASTODON_LOCAL_URL"]), status
 
@@ -119,12 +137,17 @@ def mastodon_finish() -> Any:
 @login_required
 def mastodon_callback() -> Any:
     pending = mastodon_connect.Pending.from_session(session.get(PENDING_MASTODON))
-    if pending is None:
-        session.pop(PENDING_MASTODON, None)
+    return _forward_callback(PENDING_MASTODON, pending.workspace if pending else None, "mastodon_finish", "Mastodon")
+
+
+def _forward_callback(key: str, workspace: str | None, endpoint: str, network: str) -> Any:
+    """Send the network's callback on to the workspace that started the sign-in (its state is checked there)."""
+    if workspace is None:
+        session.pop(key, None)
         message = "This sign-in did not start here, or it was already used. Start again from the Channels page."
-        return _refused("Mastodon", message)
+        return _refused(network, message)
     args = {k: v for k, v in request.args.items() if k in ("code", "state", "error")}
-    return redirect(url_for("workspace.channels.mastodon_finish", slug=pending.workspace, **args))
+    return redirect(url_for(f"workspace.channels.{endpoint}", slug=workspace, **args))
 
 
 @bp.route("/bluesky", methods=["GET", "POST"])
@@ -148,3 +171,88 @@ def bluesky() -> Any:
     status = 422 if form.errors else 200
     local = current_app.config["BLUESKY_LOCAL_PDS_URL"]
     return render_template("channels/bluesky.html", form=form, local=local), status
+
+
+# -- X, LinkedIn, Facebook Pages, Instagram, Threads: one OAuth flow ------------------------------------------------
+
+
+def _oauth_redirect_uri() -> str:
+    return current_app.config["PUBLIC_BASE_URL"] + url_for("channel_callbacks.oauth_callback")
+
+
+def _start_oauth(network: str) -> Any:
+    try:
+        url, pending = oauth_connect.start(g.workspace.slug, network, _oauth_redirect_uri())
+    except oauth_connect.ConnectRefused as exc:
+        return _refused("The channel", str(exc))
+    session[PENDING_OAUTH] = pending.to_session()
+    return continue_to(url, oauth_connect.NETWORKS[network])
+
+
+@bp.post("/connect")
+@require_role(*TEAM_MANAGERS)
+def oauth_start() -> Any:
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    return _start_oauth(request.form.get("network", ""))
+
+
+@bp.get("/connect/callback")
+@require_role(*TEAM_MANAGERS)
+def oauth_finish() -> Any:
+    pending = oauth_connect.Pending.from_session(session.pop(PENDING_OAUTH, None))
+    name = oauth_connect.NETWORKS.get(pending.network if pending else "", "The network")
+    try:
+        accounts = oauth_connect.finish(
+            pending,
+            g.workspace.slug,
+            request.args.get("state", ""),
+            request.args.get("code", ""),
+            _oauth_redirect_uri(),
+        )
+    except (oauth_connect.ConnectRefused, PublisherError) as exc:
+        return _refused(name, getattr(exc, "message", str(exc)))
+    assert pending is not None
+    if len(accounts) == 1 and accounts[0].kind == "account":
+        channel = oauth_connect.connect(db.session(), pending.network, accounts[0])
+        db.session.commit()
+        flash(f"Connected the {name} account @{channel.handle}.", "success")
+        return redirect(url_for("workspace.channels.index"))
+    session[PICK_OAUTH] = oauth_connect.offer(g.workspace.slug, pending.network, accounts)
+    return redirect(url_for("workspace.channels.oauth_pick"))
+
+
+@bp.route("/connect/pick", methods=["GET", "POST"])
+@require_role(*TEAM_MANAGERS)
+def oauth_pick() -> Any:
+    pick_id = session.get(PICK_OAUTH)
+    try:
+        network, accounts = oauth_connect.offered(g.workspace.slug, pick_id)
+    except oauth_connect.ConnectRefused as exc:
+        return _refused("The channel", str(exc))
+    name = oauth_connect.NETWORKS[network]
+    error = None
+    if request.method == "POST":
+        if not ConfirmForm().validate_on_submit():
+            abort(400)
+        try:
+            channels = oauth_connect.take(db.session(), g.workspace.slug, pick_id, request.form.getlist("account"))
+        except oauth_connect.ConnectRefused as exc:
+            error = str(exc)
+        else:
+            db.session.commit()
+            session.pop(PICK_OAUTH, None)
+            flash(f"Connected {', '.join('@' + c.handle for c in channels)} on {name}.", "success")
+            return redirect(url_for("workspace.channels.index"))
+    page = render_template(
+        "channels/pick.html", name=name, accounts=accounts, error=error, confirm=ConfirmForm(formdata=None)
+    )
+    return page, 422 if error else 200
+
+
+@callbacks.get("/channels/oauth/callback")
+@login_required
+def oauth_callback() -> Any:
+    """One redirect URI per network app for every workspace: forward to the workspace that started the sign-in."""
+    pending = oauth_connect.Pending.from_session(session.get(PENDING_OAUTH))
+    return _forward_callback(PENDING_OAUTH, pending.workspace if pending else None, "oauth_finish", "The channel")

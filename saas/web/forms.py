@@ -286,3 +286,10 @@ class BlueskyConnectForm(FlaskForm):
     pds_url = _address_field(
         "Server (PDS)", "Enter the server's address.", "Leave as it is unless you host your own Bluesky server."
     )
+
+
+class RescheduleForm(FlaskForm):
+    """A new time for a post that was held back, in the workspace's time zone."""
+
+    date = DateField("Date", validators=[DataRequired()])
+    time = TimeField("Time", validators=[DataRequired()])

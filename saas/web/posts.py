@@ -13,11 +13,11 @@ from saas import db, timezones
 from saas.extensions import redis_client
 from saas.media import service as media_service
 from saas.posts import counting, recurrence, remote_delete, service
-from saas.posts.models import Post, PostState, TargetState
+from saas.posts.models import Post, PostState, PostTarget, TargetState
 from saas.posts.service import ComposeError, PostActionError, Schedule, TargetActionError
 from saas.security import require_role
 from saas.web import composer
-from saas.web.forms import ConfirmForm, MarkPublishedForm, MoveForm
+from saas.web.forms import ConfirmForm, MarkPublishedForm, MoveForm, RescheduleForm
 from tenants.models import Role
 
 bp = Blueprint("posts", __name__, url_prefix="/posts")
@@ -260,3 +260,31 @@ def post_action(post_id: int, action: str) -> Any:
     if action == "delete":
         return redirect(url_for("workspace.calendar"))
     return redirect(url_for("workspace.posts.detail", post_id=post_id))
+
+
+@bp.post("/<int:post_id>/targets/<int:target_id>/reschedule")
+@require_role(*PUBLISHERS_ROLES)
+def reschedule(post_id: int, target_id: int) -> Any:
+    """A post held back (by billing) goes out at a new time a person picks: held posts never fire in a burst."""
+    target = db.session.get(PostTarget, target_id)
+    if target is None or target.post_id != post_id:
+        abort(404)  # before reading the form: another workspace's ids are simply not there
+    form = RescheduleForm()
+    back = redirect(url_for("workspace.posts.detail", post_id=post_id))
+    if not form.validate_on_submit():
+        flash("Choose the new date and time.", "error")
+        return back
+    schedule = Schedule(
+        publish_now=False, local_time=datetime.combine(form.date.data, form.time.data), timezone=g.workspace.timezone
+    )
+    try:
+        moment = service.resolve_time(schedule, service.utcnow())
+        service.reschedule(db.session(), post_id, target_id, moment)
+    except (ComposeError, TargetActionError) as exc:
+        db.session.rollback()
+        flash(getattr(exc, "message", str(exc)), "error")
+        return back
+    handle = target.channel.handle
+    db.session.commit()
+    flash(f"Rescheduled for @{handle}.", "success")
+    return back

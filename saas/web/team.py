@@ -7,7 +7,8 @@ from typing import Any
 from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 
-from saas import db, mail
+from billing.lifecycle import Action
+from saas import db, entitlements, mail
 from saas.security import TEAM_MANAGERS, require_role
 from saas.web.forms import ConfirmForm, InviteForm, RoleForm
 from tenants import service as tenant_service
@@ -42,10 +43,12 @@ def invite() -> Any:
     if not form.validate_on_submit():
         return _render(invite=form, status=422)
     try:
+        if entitlements.takes_seat(form.role.data):
+            entitlements.require(db.session(), g.workspace.tenant_id, Action.ADD_SEAT)
         invitation, token = tenant_service.invite(
             db.session(), email=form.email.data, role=Role(form.role.data), invited_by=current_user
         )
-    except MembershipError as exc:
+    except (MembershipError, entitlements.LimitReached) as exc:
         db.session.rollback()
         form.email.errors.append(str(exc))
         return _render(invite=form, status=422)
@@ -85,8 +88,9 @@ def change_role(membership_id: int) -> Any:
         flash("Choose one of the listed roles.", "error")
         return redirect(url_for("workspace.team.index"))
     try:
+        _check_seat_for_role_change(membership_id, Role(form.role.data))
         membership = tenant_service.change_role(db.session(), membership_id, Role(form.role.data), current_user)
-    except MembershipError as exc:
+    except (MembershipError, entitlements.LimitReached) as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("workspace.team.index"))
@@ -95,6 +99,13 @@ def change_role(membership_id: int) -> Any:
     db.session.commit()
     flash(f"{membership.user.name} is now {membership.role.label}.", "success")
     return redirect(url_for("workspace.team.index"))
+
+
+def _check_seat_for_role_change(membership_id: int, role: Role) -> None:
+    """A reviewer or viewer made owner, admin or editor takes a seat: it must fit the plan."""
+    membership = db.session.get(Membership, membership_id)
+    if membership is not None and entitlements.takes_seat(role) and not entitlements.takes_seat(membership.role):
+        entitlements.require(db.session(), g.workspace.tenant_id, Action.ADD_SEAT)
 
 
 @bp.route("/members/<int:membership_id>/remove", methods=["GET", "POST"])

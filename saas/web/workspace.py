@@ -28,11 +28,6 @@ COMING_PAGES = {
         "Posts waiting for a reviewer's approval, and the ones sent back with changes.",
         "Nothing is waiting for approval.",
     ),
-    "billing": (
-        "Billing",
-        "Your plan, invoices and payment method.",
-        "Billing is not set up for this workspace yet.",
-    ),
 }
 
 
@@ -92,7 +87,7 @@ def settings() -> Any:
 
 
 # Sections of the workspace, nested so they share its slug handling and tenant binding.
-from saas.web import bulk, calendar, channels, media, notifications, posts, queue, team  # noqa: E402
+from saas.web import billing, bulk, calendar, channels, media, notifications, posts, queue, team  # noqa: E402
 
 bp.add_url_rule("/calendar", "calendar", calendar.page, methods=["GET"])
 bp.add_url_rule("/calendar/events", "calendar_events", calendar.events, methods=["GET"])
@@ -100,5 +95,5 @@ bp.add_url_rule("/calendar/export.csv", "calendar_export", bulk.export, methods=
 bp.add_url_rule("/calendar/feed", "calendar_feed_create", calendar.create_feed, methods=["POST"])
 bp.add_url_rule("/calendar/feed/<int:feed_id>/revoke", "calendar_feed_revoke", calendar.revoke_feed, methods=["POST"])
 
-for _section in (team, posts, channels, notifications, media, queue, bulk):
+for _section in (team, posts, channels, notifications, billing, media, queue, bulk):
     bp.register_blueprint(_section.bp)

@@ -11,16 +11,15 @@ Every test in this folder is marked `browser` (select with `-m browser`, skip wi
 from __future__ import annotations
 
 import re
-import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from flask import Flask
 from playwright.sync_api import Browser, BrowserContext, Page, expect, sync_playwright
-from werkzeug.serving import make_server
 
 from saas.config import PROJECT_ROOT
+from tests.live_server import serving
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -56,15 +55,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 @pytest.fixture(scope="session")
 def live_server(app: Flask) -> Iterator[str]:
     """The session's app on 127.0.0.1 and a free port, served from a background thread."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)  # port 0: the OS picks a free one
-    thread = threading.Thread(target=server.serve_forever, name="live-server", daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
+    with serving(app) as base_url:
+        yield base_url
 
 
 @pytest.fixture(scope="session")

@@ -145,7 +145,11 @@ def test_worker_killed_mid_batch_every_target_is_published_once(stack, network):
     reached = {key_of(e) for e in post_requests(network) if key_of(e) in caught_keys and e.received_at < killed_at}
     assert reached, "no interrupted attempt had reached the network, so no key was put to the test"
     replayed = {key_of(e) for e in post_requests(network) if e.outcome == "replayed" and e.received_at > killed_at}
-    assert reached <= replayed
+    assert reached <= replayed, [
+        (e.received_at, e.outcome, e.status, key_of(e))
+        for e in post_requests(network)
+        if key_of(e) in reached - replayed
+    ]
 
 
 # -- b. killed, and the network cannot tell -------------------------------------------------------------------------

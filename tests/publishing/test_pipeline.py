@@ -303,9 +303,14 @@ def test_app_wide_rate_limit_pauses_the_whole_network_for_every_tenant(pipeline,
     tenant_b, owner_b = make_workspace()
     first = pipeline.connect(tenant_a, "first")
     other = pipeline.connect(tenant_b, "other")
-    network.controls.add_fault("status", method="POST", path="/api/v1/posts", status=429,
-                               body={"error": "Too many requests"},
-                               headers={"Retry-After": "300", "X-RateLimit-Scope": "app"})
+    network.controls.add_fault(
+        "status",
+        method="POST",
+        path="/api/v1/posts",
+        status=429,
+        body={"error": "Too many requests"},
+        headers={"Retry-After": "300", "X-RateLimit-Scope": "app"},
+    )
     pipeline.schedule(tenant_a, owner_a, [first])
     pipeline.run_once()
     with app_context(), tenant_session(tenant_a.id) as session:

@@ -1,7 +1,7 @@
 """composer: tags, notes, first comment, draft targets, recurrence on posts; media library; posting slots
 
-Revision ID: 0005
-Revises: 0003
+Revision ID: 0006
+Revises: 0005
 Create Date: 2026-11-26 04:00:00
 
 """
@@ -12,8 +12,8 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0005"
-down_revision: str | Sequence[str] | None = "0003"
+revision: str = "0006"
+down_revision: str | Sequence[str] | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
