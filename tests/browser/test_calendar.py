@@ -47,7 +47,9 @@ def test_compose_override_calendar_drag_and_publish(app, live_server: str, new_p
         page.get_by_label(re.compile(r"Copper Cafe \(@")).check()
         expect(page.locator(f"[data-counter-for='{shop.id}']")).to_have_text("26 / 500")  # counted by the server
         page.get_by_text(f"Customize for @{cafe_handle}").click()
-        page.get_by_label(f"Own version for @{cafe_handle}").fill("Coffee while you wait ☕")
+        page.get_by_role("group", name=f"For @{cafe_handle}").get_by_label("Own version").fill(
+            "Coffee while you wait ☕"
+        )
         expect(page.locator(f"[data-counter-for='{cafe.id}']")).to_have_text("23 / 500")
         expect(page.locator("#previews")).to_contain_text("Coffee while you wait ☕")
         wednesday = _next_wednesday()
