@@ -129,6 +129,8 @@ def _billing_settings() -> dict[str, Any]:
         "STRIPE_WEBHOOK_TOLERANCE_SECONDS": int(_env("STRIPE_WEBHOOK_TOLERANCE_SECONDS", "300") or 300),
         "STRIPE_PRICE_PRO": _env("STRIPE_PRICE_PRO"),
         "STRIPE_PRICE_AGENCY": _env("STRIPE_PRICE_AGENCY"),
+        # How long an emailed review link works (saas.approvals).
+        "APPROVAL_LINK_DAYS": int(_env("APPROVAL_LINK_DAYS", "14") or 14),
         "BILLING_TRIAL_DAYS": int(_env("BILLING_TRIAL_DAYS", "14") or 14),
         # "1": choosing a plan during the free trial starts a Stripe trial for the days left (first charge at its
         # end); otherwise the plan starts, and is charged, at once.

@@ -1,6 +1,7 @@
 """Every model, imported once so SQLAlchemy and Alembic see the whole schema."""
 
 from billing.models import StripeEvent, Subscription
+from saas.approvals.models import ApprovalDecision, ApprovalPolicy, ApprovalRequest, PostComment, ReviewLink
 from saas.channels.models import Channel, MastodonApp, NetworkPause
 from saas.media.models import MediaItem
 from saas.notifications.models import Notification
@@ -11,6 +12,11 @@ from saas.sandbox.models import SandboxAccount, SandboxIdempotencyKey, SandboxPo
 from tenants.models import Invitation, Membership, Tenant, User, UserToken
 
 __all__ = [
+    "ApprovalDecision",
+    "ApprovalPolicy",
+    "ApprovalRequest",
+    "PostComment",
+    "ReviewLink",
     "CalendarFeed",
     "Channel",
     "Invitation",

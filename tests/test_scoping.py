@@ -155,6 +155,7 @@ SYSTEM_SCOPE_CALL_SITES = {
     "saas/posts/ical.py:tenant_for_token",  # a calendar feed URL names no workspace: its token finds it
     "saas/posts/recurrence.py:due_series",  # finds repeating posts of every tenant whose next occurrence is due
     "saas/web/billing.py:stripe_webhook",  # a Stripe event names a subscription, not a workspace
+    "saas/approvals/service.py:grant_for_token",  # a review link names no workspace: its token finds it
 }
 
 

@@ -17,6 +17,7 @@ import sqlalchemy.orm as so
 from billing.lifecycle import Action
 from publishers.base import Media, OutboundPost, ThreadPart
 from saas import entitlements, timezones
+from saas.approvals import service as approvals
 from saas.channels.models import Channel, ChannelHealth
 from saas.media import service as media_service
 from saas.media.models import MediaItem
@@ -308,6 +309,8 @@ def schedule_post(
         )
     session.flush()
     session.expire(post, ["targets"])
+    # A new revision needs its own approval: what was approved before no longer counts.
+    approvals.restart(session, post, author_id)
     return post
 
 
@@ -371,6 +374,8 @@ def save_draft(
         post = _editable(session, post_id)
         for target in post.targets:
             session.delete(target)
+        post.revision += 1
+        approvals.supersede(session, post.id)
     _fill(post, text, extras, items)
     post.state = PostState.DRAFT
     post.recurrence = extras.repeat.as_json() if extras.repeat else None  # takes effect when scheduled
@@ -561,12 +566,16 @@ def move_post(session: so.Session, post_id: int, schedule: Schedule, now: dateti
         moment = local_moment(schedule) if schedule.local_time is not None else None
     else:
         moment = resolve_time(schedule, now or utcnow())
+    previous_moment = post.scheduled_at
     post.scheduled_at = moment
     post.timezone = schedule.timezone
     post.local_time = schedule.local_time
     for target in waiting:
         # Locked with the post: a dispatcher claiming it waits, then sees the new due time.
         target.scheduled_at = target.due_at = moment or target.scheduled_at
+    if moment != previous_moment:
+        post.revision += 1  # a new time needs a new approval
+        approvals.restart(session, post, None)
     session.flush()
     return post
 
