@@ -16,6 +16,8 @@ from PIL import Image
 
 from publishers.base import Credentials, Profile
 from saas import db
+from saas.approvals import service as approvals
+from saas.approvals.models import PostComment, ReviewLink
 from saas.channels import service as channel_service
 from saas.channels.models import Channel
 from saas.media import service as media_service
@@ -69,6 +71,7 @@ def _victim():
         )
         slot = queue.add_slot(session, channel.id, 0, time(9, 0))
         feed, _token = ical.create(session, owner.id, datetime.now(UTC))
+        _raw, link = approvals.issue_link(session, owner.id, [post.id], owner.id)
         session.commit()
         membership_id = session.scalar(sa.select(Membership.id).where(Membership.user_id == member.id))
         target_id = session.scalar(sa.select(PostTarget.id).where(PostTarget.post_id == post.id))
@@ -82,6 +85,7 @@ def _victim():
         "media_id": media.id,
         "slot_id": slot.id,
         "feed_id": feed.id,
+        "link_id": link.id,
     }
 
 
@@ -118,6 +122,15 @@ def _snapshot(tenant_id: int) -> dict[str, list[tuple]]:
             "posts": [
                 tuple(r)
                 for r in session.execute(sa.select(Post.id, Post.text, Post.state).where(Post.tenant_id == tenant_id))
+            ],
+            "review_links": [
+                tuple(r)
+                for r in session.execute(
+                    sa.select(ReviewLink.id, ReviewLink.revoked_at).where(ReviewLink.tenant_id == tenant_id)
+                )
+            ],
+            "comments": [
+                tuple(r) for r in session.execute(sa.select(PostComment.id).where(PostComment.tenant_id == tenant_id))
             ],
             "invitations": [
                 tuple(r)

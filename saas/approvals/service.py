@@ -7,6 +7,7 @@ dispatcher asks `approved_revisions` (through `saas.publishing.policy`) whether 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -124,12 +125,12 @@ def latest_request(session: so.Session, post_id: int) -> ApprovalRequest | None:
 
 def submit(session: so.Session, post_ids: Sequence[int], submitted_by_id: int | None) -> list[ApprovalRequest]:
     """Start the policy's steps for the current revision of each post; one email per approver for all of them."""
-    policy = policy_of(session)
-    if policy is None or policy.mode is ApprovalMode.NONE or not policy.steps:
-        raise ApprovalError("This workspace has no approval steps. Set them up under Approvals first.")
     posts = list(session.scalars(sa.select(Post).where(Post.id.in_(post_ids)).with_for_update()))
     if len(posts) != len(set(post_ids)):
         raise LookupError(post_ids)
+    policy = policy_of(session)
+    if policy is None or policy.mode is ApprovalMode.NONE or not policy.steps:
+        raise ApprovalError("This workspace has no approval steps. Set them up under Approvals first.")
     requests = []
     for post in posts:
         if post.state not in (
@@ -384,7 +385,9 @@ def issue_link(
 def links(session: so.Session, post_id: int) -> list[ReviewLink]:
     return list(
         session.scalars(
-            sa.select(ReviewLink).where(ReviewLink.post_ids.any(post_id)).order_by(ReviewLink.created_at.desc())
+            sa.select(ReviewLink)
+            .where(sa.literal(post_id) == sa.any_(ReviewLink.post_ids))
+            .order_by(ReviewLink.created_at.desc())
         )
     )
 
@@ -440,3 +443,88 @@ def grant_for_token(raw: str) -> LinkGrant:
         if link.expires_at <= utcnow():
             raise LinkProblem("This review link has expired. Ask the sender for a new one.")
         return LinkGrant(link.id, link.tenant_id, link.user_id, tuple(link.post_ids))
+
+
+# --- what a person sees and may do ----------------------------------------------------------------------------
+
+
+def may_decide(session: so.Session, request: ApprovalRequest | None, user_id: int) -> bool:
+    return (
+        request is not None
+        and request.status is RequestStatus.PENDING
+        and user_id in approvers(session, request.steps[request.step])
+    )
+
+
+def _with_posts(session: so.Session, status: RequestStatus, order: Any) -> list[tuple[ApprovalRequest, Post]]:
+    rows = session.execute(
+        sa.select(ApprovalRequest, Post)
+        .join(Post, Post.id == ApprovalRequest.post_id)
+        .where(ApprovalRequest.status == status)
+        .order_by(order, ApprovalRequest.id)
+    ).all()
+    return [(r, p) for r, p in rows]
+
+
+def waiting_for(session: so.Session, user_id: int) -> list[tuple[ApprovalRequest, Post]]:
+    """Requests of this workspace whose current step the user may decide, oldest first."""
+    pending = _with_posts(session, RequestStatus.PENDING, ApprovalRequest.created_at)
+    return [(r, p) for r, p in pending if may_decide(session, r, user_id)]
+
+
+def sent_back(session: so.Session) -> list[tuple[ApprovalRequest, Post]]:
+    """Posts whose reviewers asked for changes, oldest first."""
+    return _with_posts(session, RequestStatus.CHANGES_REQUESTED, ApprovalRequest.decided_at)
+
+
+MENTION = re.compile(r"@([\w.+-]+)")
+
+
+def add_comment(
+    session: so.Session, post_id: int, *, author: User, body: str, internal: bool, parent_id: int | None = None
+) -> PostComment:
+    """A comment on the post; members it @mentions (by the part of their email before the @) are told."""
+    post = session.get(Post, post_id)
+    if post is None:
+        raise LookupError(post_id)
+    body = body.strip()
+    if not body:
+        raise ApprovalError("Write a comment first.")
+    if parent_id is not None:
+        parent = session.get(PostComment, parent_id)
+        if parent is None or parent.post_id != post_id:
+            raise LookupError(parent_id)
+        internal = internal or parent.internal  # a reply to an internal comment stays internal
+    comment = PostComment(
+        post_id=post_id,
+        parent_id=parent_id,
+        author_id=author.id,
+        author_name=author.name,
+        body=body,
+        internal=internal,
+        revision=post.revision,
+    )
+    session.add(comment)
+    session.flush()
+    handles = {m.lower() for m in MENTION.findall(body)}
+    if handles:
+        members = session.execute(sa.select(Membership.user_id, Membership.role, User.email).join(User)).all()
+        mentioned = [
+            user_id
+            for user_id, role, email in members
+            if email.split("@")[0].lower() in handles and (not internal or role in TEAM_ROLES)
+        ]
+        notify(
+            session,
+            tenant_id=post.tenant_id,
+            user_ids=[u for u in mentioned if u != author.id],
+            event_key=f"mention:{comment.id}",
+            title=f"{author.name} mentioned you on a post",
+            body=body,
+            link=mail.link("workspace.posts.detail", slug=_slug(session), post_id=post_id),
+        )
+    return comment
+
+
+# Who sees internal comments: the people who draft and schedule (never reviewers, viewers or review links).
+TEAM_ROLES = (Role.OWNER, Role.ADMIN, Role.EDITOR)

@@ -16,7 +16,7 @@ from saas.posts import counting, recurrence, remote_delete, service
 from saas.posts.models import Post, PostState, PostTarget, TargetState
 from saas.posts.service import ComposeError, PostActionError, Schedule, TargetActionError
 from saas.security import require_role
-from saas.web import composer
+from saas.web import approvals, composer
 from saas.web.forms import ConfirmForm, MarkPublishedForm, MoveForm, RescheduleForm
 from tenants.models import Role
 
@@ -132,6 +132,7 @@ def detail(post_id: int) -> Any:
         deletable=remote_delete.deletable(db.session(), post.id),
         format_local=timezones.format_local,
         repeat_rule=recurrence.Rule.from_json(post.recurrence).describe() if post.recurrence else "",
+        approval=approvals.panel(post),
     )
 
 

@@ -22,13 +22,7 @@ bp = Blueprint("workspace", __name__, url_prefix="/w/<slug>")
 
 # Pages whose capability arrives with a later part of the product: they show
 # what will live there instead of a blank page.
-COMING_PAGES = {
-    "approvals": (
-        "Approvals",
-        "Posts waiting for a reviewer's approval, and the ones sent back with changes.",
-        "Nothing is waiting for approval.",
-    ),
-}
+COMING_PAGES: dict[str, tuple[str, str, str]] = {}
 
 
 @bp.url_value_preprocessor
@@ -87,13 +81,14 @@ def settings() -> Any:
 
 
 # Sections of the workspace, nested so they share its slug handling and tenant binding.
-from saas.web import billing, bulk, calendar, channels, media, notifications, posts, queue, team  # noqa: E402
+from saas.web import approvals, billing, bulk, calendar, channels, media, notifications, posts, queue, team  # noqa: E402
 
+bp.add_url_rule("/approvals", "approvals", approvals.queue, methods=["GET"])
 bp.add_url_rule("/calendar", "calendar", calendar.page, methods=["GET"])
 bp.add_url_rule("/calendar/events", "calendar_events", calendar.events, methods=["GET"])
 bp.add_url_rule("/calendar/export.csv", "calendar_export", bulk.export, methods=["GET"])
 bp.add_url_rule("/calendar/feed", "calendar_feed_create", calendar.create_feed, methods=["POST"])
 bp.add_url_rule("/calendar/feed/<int:feed_id>/revoke", "calendar_feed_revoke", calendar.revoke_feed, methods=["POST"])
 
-for _section in (team, posts, channels, notifications, billing, media, queue, bulk):
+for _section in (team, posts, channels, notifications, billing, media, queue, bulk, approvals):
     bp.register_blueprint(_section.bp)
