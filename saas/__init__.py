@@ -33,12 +33,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=n, x_proto=n, x_host=n)  # type: ignore[method-assign]
 
     import saas.models  # noqa: F401  (every mapper configured before the first query)
-    from saas import cli, db, extensions, security, web
+    from saas import audit, cli, db, extensions, security, web
 
     db.init_app(app)
     extensions.init_redis(app)
     extensions.csrf.init_app(app)
     security.init_app(app)
+    audit.init_app(app)
     web.init_app(app)
     cli.init_app(app)
     return app

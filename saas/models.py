@@ -9,10 +9,11 @@ from saas.posts.ical import CalendarFeed
 from saas.posts.models import Post, PostTarget, PublishAttempt
 from saas.posts.queue import PostingSlot
 from saas.sandbox.models import SandboxAccount, SandboxIdempotencyKey, SandboxPost
-from tenants.models import Invitation, Membership, Tenant, User, UserToken
+from tenants.models import AuditEntry, Invitation, Membership, StaffAssignment, Tenant, User, UserToken
 
 __all__ = [
     "ApprovalDecision",
+    "AuditEntry",
     "ApprovalPolicy",
     "ApprovalRequest",
     "PostComment",
@@ -32,6 +33,7 @@ __all__ = [
     "SandboxAccount",
     "SandboxIdempotencyKey",
     "SandboxPost",
+    "StaffAssignment",
     "StripeEvent",
     "Subscription",
     "Tenant",

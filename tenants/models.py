@@ -34,6 +34,11 @@ class Role(enum.StrEnum):
         return self in (Role.OWNER, Role.ADMIN)
 
 
+class ClientMode(enum.StrEnum):
+    MANAGED = "managed"  # the agency drafts, client reviewers approve; client users cannot publish directly
+    SELF_SERVE = "self_serve"  # client users publish; the agency may help
+
+
 class Tenant(Base):
     """One organisation's sealed-off workspace: its users, channels and calendar."""
 
@@ -50,6 +55,10 @@ class Tenant(Base):
         sa.ForeignKey("tenants.id", ondelete="RESTRICT"), index=True
     )
     timezone: so.Mapped[str] = so.mapped_column(sa.String(64), default="UTC")
+    # For a client: who publishes (tenants.models.ClientMode). Kept when the arrangement ends, unused then.
+    client_mode: so.Mapped[ClientMode] = so.mapped_column(
+        db_enum(ClientMode, "client_mode"), default=ClientMode.MANAGED, server_default=ClientMode.MANAGED.value
+    )
     created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())
 
     def __repr__(self) -> str:
@@ -155,3 +164,39 @@ class UserToken(Base):
     created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())
     expires_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True))
     used_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
+
+
+class StaffAssignment(TenantScoped, Base):
+    """An agency (the tenant) lets one of its staff work in one client it manages.
+
+    Agency staff reach a client through this row, never through a copied membership: when the
+    arrangement ends these rows go, and the client's own data stays.
+    """
+
+    __tablename__ = "staff_assignments"
+    __table_args__ = (sa.UniqueConstraint("tenant_id", "client_id", "user_id"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    client_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("tenants.id", ondelete="CASCADE"), index=True)
+    user_id: so.Mapped[int] = so.mapped_column(sa.ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    assigned_by_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())
+
+
+class AuditEntry(TenantScoped, Base):
+    """One change made in a workspace, by whom, and for agency staff on whose behalf ("staff X for client Y").
+
+    Append-only; the workspace's owner and admins read it.
+    """
+
+    __tablename__ = "audit_entries"
+    __table_args__ = (sa.Index("ix_audit_entries_tenant_created", "tenant_id", "created_at"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    actor_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    actor_name: so.Mapped[str] = so.mapped_column(sa.String(254))  # kept when the user goes
+    agency_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("tenants.id", ondelete="SET NULL"))
+    agency_name: so.Mapped[str | None] = so.mapped_column(sa.String(120))
+    action: so.Mapped[str] = so.mapped_column(sa.String(200))
+    path: so.Mapped[str] = so.mapped_column(sa.String(500))
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())

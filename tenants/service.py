@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from tenants import tokens
+from tenants import agency, tokens
 from tenants.models import Invitation, Membership, Role, Tenant, TenantKind, User
 from tenants.scoping import bind_tenant, bound_tenant_id, system_session
 
@@ -31,6 +31,14 @@ class Workspace:
     kind: TenantKind
     timezone: str
     role: Role
+    # Set when agency staff act in a client they manage: the banner reads "<agency_name> for <name>",
+    # and every change is audited as made for the client.
+    agency_id: int | None = None
+    agency_name: str | None = None
+
+    @property
+    def acting_for_client(self) -> bool:
+        return self.agency_id is not None
 
 
 @dataclass(frozen=True)
@@ -103,14 +111,26 @@ def workspaces_of(user_id: int) -> list[Workspace]:
 
 
 def find_workspace(user_id: int, slug: str) -> Workspace | None:
-    """The workspace `slug` if the user is a member of it, else None (the caller answers 404)."""
+    """The workspace `slug` if the user is a member of it or agency staff let into it, else None (404).
+
+    Agency staff reach a managed client through `tenants.agency`, never through a membership.
+    """
     with system_session() as session:
         row = session.execute(
             sa.select(Tenant, Membership.role)
             .join(Membership, Membership.tenant_id == Tenant.id)
             .where(Membership.user_id == user_id, Tenant.slug == slug)
         ).first()
-    return _workspace(*row) if row else None
+        if row is not None:
+            return _workspace(*row)
+        client = session.scalar(sa.select(Tenant).where(Tenant.slug == slug))
+        role = agency.agency_role_in_client(session, user_id, client) if client is not None else None
+        if client is None or role is None:
+            return None
+        agency_name = session.scalar(sa.select(Tenant.name).where(Tenant.id == client.managed_by_id))
+        return Workspace(
+            client.id, client.slug, client.name, client.kind, client.timezone, role, client.managed_by_id, agency_name
+        )
 
 
 def _workspace(tenant: Tenant, role: Role) -> Workspace:

@@ -156,6 +156,8 @@ SYSTEM_SCOPE_CALL_SITES = {
     "saas/posts/recurrence.py:due_series",  # finds repeating posts of every tenant whose next occurrence is due
     "saas/web/billing.py:stripe_webhook",  # a Stripe event names a subscription, not a workspace
     "saas/approvals/service.py:grant_for_token",  # a review link names no workspace: its token finds it
+    "saas/agency/console.py:overview",  # one view across the clients an agency member may work in
+    "tenants/agency.py:end_management",  # the arrangement spans the agency and the client
 }
 
 

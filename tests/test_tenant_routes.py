@@ -41,9 +41,9 @@ def _gif() -> bytes:
 _TINY_GIF = _gif()
 
 
-def _victim():
+def _victim(**tenant_kwargs):
     """Tenant B with one object of every kind a workspace route can name."""
-    tenant, owner = make_workspace(name="Victim Co")
+    tenant, owner = make_workspace(name="Victim Co", **tenant_kwargs)
     member = make_user()
     add_member(tenant, member, Role.EDITOR)
     with app_context(), db.new_session() as session:
@@ -86,6 +86,7 @@ def _victim():
         "slot_id": slot.id,
         "feed_id": feed.id,
         "link_id": link.id,
+        "client_id": tenant.id,
     }
 
 

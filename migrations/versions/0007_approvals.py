@@ -1,8 +1,9 @@
-"""approvals: per-workspace policy, requests bound to a post revision, decisions, comments, review links
+"""approvals and agency access: per-workspace approval policy, requests bound to a post revision, decisions,
+comments, review links; staff assignments to clients, the audit log, the client mode
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2026-11-26 04:46:23.653773
+Create Date: 2026-11-26 04:50:12.141158
 
 """
 
@@ -47,6 +48,30 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_approval_policies_tenant_id"), "approval_policies", ["tenant_id"], unique=False)
     op.create_table(
+        "audit_entries",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("actor_id", sa.Integer(), nullable=True),
+        sa.Column("actor_name", sa.String(length=254), nullable=False),
+        sa.Column("agency_id", sa.Integer(), nullable=True),
+        sa.Column("agency_name", sa.String(length=120), nullable=True),
+        sa.Column("action", sa.String(length=200), nullable=False),
+        sa.Column("path", sa.String(length=500), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("tenant_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["actor_id"], ["users.id"], name=op.f("fk_audit_entries_actor_id_users"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["agency_id"], ["tenants.id"], name=op.f("fk_audit_entries_agency_id_tenants"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_audit_entries_tenant_id_tenants"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_audit_entries")),
+    )
+    op.create_index("ix_audit_entries_tenant_created", "audit_entries", ["tenant_id", "created_at"], unique=False)
+    op.create_index(op.f("ix_audit_entries_tenant_id"), "audit_entries", ["tenant_id"], unique=False)
+    op.create_table(
         "review_links",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
@@ -71,6 +96,37 @@ def upgrade() -> None:
     )
     op.create_index("ix_review_links_tenant_created", "review_links", ["tenant_id", "created_at"], unique=False)
     op.create_index(op.f("ix_review_links_tenant_id"), "review_links", ["tenant_id"], unique=False)
+    op.create_table(
+        "staff_assignments",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("client_id", sa.Integer(), nullable=False),
+        sa.Column("user_id", sa.Integer(), nullable=False),
+        sa.Column("assigned_by_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("tenant_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["assigned_by_id"],
+            ["users.id"],
+            name=op.f("fk_staff_assignments_assigned_by_id_users"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["client_id"], ["tenants.id"], name=op.f("fk_staff_assignments_client_id_tenants"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_staff_assignments_tenant_id_tenants"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["user_id"], ["users.id"], name=op.f("fk_staff_assignments_user_id_users"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_staff_assignments")),
+        sa.UniqueConstraint(
+            "tenant_id", "client_id", "user_id", name=op.f("uq_staff_assignments_tenant_id_client_id_user_id")
+        ),
+    )
+    op.create_index(op.f("ix_staff_assignments_client_id"), "staff_assignments", ["client_id"], unique=False)
+    op.create_index(op.f("ix_staff_assignments_tenant_id"), "staff_assignments", ["tenant_id"], unique=False)
+    op.create_index(op.f("ix_staff_assignments_user_id"), "staff_assignments", ["user_id"], unique=False)
     op.create_table(
         "approval_requests",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -200,10 +256,20 @@ def upgrade() -> None:
     op.create_index(
         "ix_approval_decisions_tenant_request", "approval_decisions", ["tenant_id", "request_id"], unique=False
     )
+    op.add_column(
+        "tenants",
+        sa.Column(
+            "client_mode",
+            sa.Enum("managed", "self_serve", name="client_mode", native_enum=False, create_constraint=True, length=20),
+            server_default="managed",
+            nullable=False,
+        ),
+    )
 
 
 def downgrade() -> None:
     """Downgrade schema."""
+    op.drop_column("tenants", "client_mode")
     op.drop_index("ix_approval_decisions_tenant_request", table_name="approval_decisions")
     op.drop_index(op.f("ix_approval_decisions_tenant_id"), table_name="approval_decisions")
     op.drop_table("approval_decisions")
@@ -218,8 +284,15 @@ def downgrade() -> None:
     op.drop_index("ix_approval_requests_tenant_post", table_name="approval_requests")
     op.drop_index(op.f("ix_approval_requests_tenant_id"), table_name="approval_requests")
     op.drop_table("approval_requests")
+    op.drop_index(op.f("ix_staff_assignments_user_id"), table_name="staff_assignments")
+    op.drop_index(op.f("ix_staff_assignments_tenant_id"), table_name="staff_assignments")
+    op.drop_index(op.f("ix_staff_assignments_client_id"), table_name="staff_assignments")
+    op.drop_table("staff_assignments")
     op.drop_index(op.f("ix_review_links_tenant_id"), table_name="review_links")
     op.drop_index("ix_review_links_tenant_created", table_name="review_links")
     op.drop_table("review_links")
+    op.drop_index(op.f("ix_audit_entries_tenant_id"), table_name="audit_entries")
+    op.drop_index("ix_audit_entries_tenant_created", table_name="audit_entries")
+    op.drop_table("audit_entries")
     op.drop_index(op.f("ix_approval_policies_tenant_id"), table_name="approval_policies")
     op.drop_table("approval_policies")

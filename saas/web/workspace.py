@@ -12,11 +12,12 @@ from typing import Any
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from saas import db
+from saas import audit, db
 from saas.security import TEAM_MANAGERS
 from saas.web.forms import WorkspaceSettingsForm
 from tenants import bind_tenant
 from tenants import service as tenant_service
+from tenants.models import Role, Tenant
 
 bp = Blueprint("workspace", __name__, url_prefix="/w/<slug>")
 
@@ -48,6 +49,17 @@ def _enter_workspace() -> Any:
     return None
 
 
+@bp.after_request
+def _audit_change(response: Any) -> Any:
+    """Write the change this request committed to the workspace's audit log (saas.audit)."""
+    workspace = getattr(g, "workspace", None)
+    if workspace is not None and g.pop("audit_changed", False):
+        audit.record(db.session(), workspace, current_user.id, current_user.name, request.endpoint, request.path)
+        db.session.commit()
+        g.pop("audit_changed", None)
+    return response
+
+
 @bp.get("/")
 def home() -> Any:
     return redirect(url_for("workspace.calendar"))
@@ -77,18 +89,40 @@ def settings() -> Any:
             flash("Workspace settings saved.", "success")
             return redirect(url_for("workspace.settings"))
     status = 422 if request.method == "POST" else 200
-    return render_template("workspace/settings.html", form=form, can_edit=can_edit, tenant=tenant), status
+    managing = db.session.get(Tenant, tenant.managed_by_id) if tenant.managed_by_id else None
+    return render_template(
+        "workspace/settings.html",
+        form=form,
+        can_edit=can_edit,
+        tenant=tenant,
+        managing=managing,
+        may_end=managing is not None and g.workspace.role is Role.OWNER and not g.workspace.acting_for_client,
+    ), status
 
 
 # Sections of the workspace, nested so they share its slug handling and tenant binding.
-from saas.web import approvals, billing, bulk, calendar, channels, media, notifications, posts, queue, team  # noqa: E402
+from saas.web import (  # noqa: E402
+    agency,
+    approvals,
+    billing,
+    bulk,
+    calendar,
+    channels,
+    media,
+    notifications,
+    posts,
+    queue,
+    team,
+)
 
 bp.add_url_rule("/approvals", "approvals", approvals.queue, methods=["GET"])
+bp.add_url_rule("/audit", "audit", agency.audit_log, methods=["GET"])
+bp.add_url_rule("/settings/end-agency", "end_agency", agency.end_from_client, methods=["POST"])
 bp.add_url_rule("/calendar", "calendar", calendar.page, methods=["GET"])
 bp.add_url_rule("/calendar/events", "calendar_events", calendar.events, methods=["GET"])
 bp.add_url_rule("/calendar/export.csv", "calendar_export", bulk.export, methods=["GET"])
 bp.add_url_rule("/calendar/feed", "calendar_feed_create", calendar.create_feed, methods=["POST"])
 bp.add_url_rule("/calendar/feed/<int:feed_id>/revoke", "calendar_feed_revoke", calendar.revoke_feed, methods=["POST"])
 
-for _section in (team, posts, channels, notifications, billing, media, queue, bulk, approvals):
+for _section in (team, posts, channels, notifications, billing, media, queue, bulk, approvals, agency):
     bp.register_blueprint(_section.bp)

@@ -1,0 +1,1 @@
+"""The agency console: one view across the clients an agency member may work in."""

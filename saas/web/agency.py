@@ -1,0 +1,152 @@
+"""The agency side of a workspace: the clients console, staff assignments, ending an arrangement, the audit log."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_login import current_user
+
+from saas import audit, db, entitlements, timezones
+from saas.agency import console
+from saas.security import TEAM_MANAGERS, require_role
+from saas.web.forms import ConfirmForm
+from tenants import agency
+from tenants import service as tenant_service
+from tenants.models import ClientMode, TenantKind
+
+bp = Blueprint("agency", __name__, url_prefix="/clients")
+
+
+def _agency_only() -> None:
+    if g.workspace.kind is not TenantKind.AGENCY:
+        abort(404)
+
+
+def _checked() -> None:
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+
+
+@bp.get("")
+def console_page() -> Any:
+    """Every client the reader may work in, and what needs attention there; filter by client."""
+    _agency_only()
+    session = db.session()
+    clients = console.visible_clients(session, current_user.id)
+    chosen = request.args.get("client", "")
+    shown = [c.id for c in clients if not chosen or str(c.id) == chosen]
+    manages = g.workspace.role in TEAM_MANAGERS
+    return render_template(
+        "agency/console.html",
+        clients=clients,
+        names={c.id: c for c in clients},
+        chosen=chosen,
+        overview=console.overview(shown),
+        manages=manages,
+        staff=tenant_service.members(session) if manages else [],
+        assigned=agency.assignments(session) if manages else {},
+        zones=timezones.timezones(),
+        modes=list(ClientMode),
+    )
+
+
+@bp.post("/new")
+@require_role(*TEAM_MANAGERS)
+def create() -> Any:
+    _agency_only()
+    session = db.session()
+    zone = request.form.get("timezone", "") or g.workspace.timezone
+    if not timezones.is_timezone(zone):
+        flash(f"Unknown time zone {zone!r}.", "error")
+        return redirect(url_for("workspace.agency.console_page"))
+    try:
+        mode = ClientMode(request.form.get("mode", ClientMode.MANAGED.value))
+        client = agency.create_client(
+            session, tenant_service.tenant_of(session), request.form.get("name", ""), zone, mode
+        )
+    except (agency.AgencyError, ValueError) as exc:
+        db.session.rollback()
+        flash(str(exc) if isinstance(exc, agency.AgencyError) else "Choose managed or self-serve.", "error")
+        return redirect(url_for("workspace.agency.console_page"))
+    session.commit()
+    entitlements.sync_agency_quantity(g.workspace.tenant_id)  # the agency pays per managed client
+    flash(f"Created {client.name}. Invite the client's team from its Team page.", "success")
+    return redirect(url_for("workspace.agency.console_page"))
+
+
+@bp.post("/<int:client_id>/staff")
+@require_role(*TEAM_MANAGERS)
+def assign_staff(client_id: int) -> Any:
+    """Set who of the agency's staff works in this client: exactly the ticked people."""
+    _agency_only()
+    _checked()
+    session = db.session()
+    client = agency.managed_client(session, g.workspace.tenant_id, client_id)
+    if client is None:
+        abort(404)
+    ticked = {int(v) for v in request.form.getlist("user_id") if v.isdigit()}
+    current = agency.assignments(session).get(client.id, set())
+    staff = {m.user_id for m in tenant_service.members(session)}
+    if not ticked <= staff:
+        abort(404)
+    for user_id in ticked | current:
+        agency.assign(session, client, user_id, current_user._get_current_object(), user_id in ticked)
+    session.commit()
+    flash(f"Saved who works on {client.name}.", "success")
+    return redirect(url_for("workspace.agency.console_page"))
+
+
+@bp.post("/<int:client_id>/mode")
+@require_role(*TEAM_MANAGERS)
+def set_mode(client_id: int) -> Any:
+    _agency_only()
+    _checked()
+    session = db.session()
+    client = agency.managed_client(session, g.workspace.tenant_id, client_id)
+    if client is None:
+        abort(404)
+    try:
+        client.client_mode = ClientMode(request.form.get("mode", ""))
+    except ValueError:
+        flash("Choose managed or self-serve.", "error")
+        return redirect(url_for("workspace.agency.console_page"))
+    session.commit()
+    flash(f"{client.name} is now {client.client_mode.value.replace('_', '-')}.", "success")
+    return redirect(url_for("workspace.agency.console_page"))
+
+
+@bp.post("/<int:client_id>/end")
+@require_role(*TEAM_MANAGERS)
+def end(client_id: int) -> Any:
+    """The agency stops managing the client. The client keeps everything and becomes a direct workspace."""
+    _agency_only()
+    _checked()
+    client = agency.managed_client(db.session(), g.workspace.tenant_id, client_id)
+    if client is None:
+        abort(404)
+    name = client.name
+    db.session.rollback()  # the arrangement is ended in its own (cross-tenant) transaction
+    agency.end_management(client_id)
+    g.audit_changed = True  # committed in its own session, so the audit hook is told here
+    entitlements.sync_agency_quantity(g.workspace.tenant_id)
+    flash(f"You no longer manage {name}. Its posts, channels and team stay with it.", "success")
+    return redirect(url_for("workspace.agency.console_page"))
+
+
+def end_from_client() -> Any:
+    """The client's owner ends the arrangement from the client's own settings."""
+    _checked()
+    if g.workspace.kind is not TenantKind.CLIENT or g.workspace.acting_for_client or g.workspace.role.value != "owner":
+        abort(404 if g.workspace.kind is not TenantKind.CLIENT else 403)
+    db.session.rollback()
+    agency_id = agency.end_management(g.workspace.tenant_id)
+    g.audit_changed = True
+    entitlements.sync_agency_quantity(agency_id)
+    flash("The agency no longer manages this workspace. Everything in it stays with you.", "success")
+    return redirect(url_for("workspace.settings"))
+
+
+@require_role(*TEAM_MANAGERS)
+def audit_log() -> Any:
+    return render_template("agency/audit.html", entries=audit.entries(db.session()))

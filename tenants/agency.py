@@ -1,0 +1,140 @@
+"""An agency and the clients it manages: creating clients, assigning staff, ending the arrangement.
+
+Agency staff enter a client's workspace through `tenants.service.find_workspace`, which asks
+`agency_role_in_client` here on every request, so ending the arrangement or an assignment takes
+effect at the next click. The client's posts, channels and team are never touched by any of it.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+import sqlalchemy.orm as so
+
+from tenants.models import ClientMode, Membership, Role, StaffAssignment, Tenant, TenantKind, User
+from tenants.scoping import bound_tenant_id, system_session
+
+
+class AgencyError(ValueError):
+    """An agency change that cannot be made; the message is safe to show."""
+
+
+# What an agency member may do inside a client: owners and admins run it; the rest keep their own level.
+CLIENT_ROLE_OF_AGENCY_ROLE = {
+    Role.OWNER: Role.ADMIN,
+    Role.ADMIN: Role.ADMIN,
+    Role.EDITOR: Role.EDITOR,
+    Role.REVIEWER: Role.REVIEWER,
+    Role.VIEWER: Role.VIEWER,
+}
+
+
+def agency_role_in_client(session: so.Session, user_id: int, client: Tenant) -> Role | None:
+    """The role agency staff act with in `client`, or None when they may not enter it.
+
+    Owners and admins of the managing agency reach every client; other staff only the ones they are
+    assigned to. Needs a system session: it reads across the agency and the client.
+    """
+    if client.kind is not TenantKind.CLIENT or client.managed_by_id is None:
+        return None
+    agency_role = session.scalar(
+        sa.select(Membership.role).where(Membership.tenant_id == client.managed_by_id, Membership.user_id == user_id)
+    )
+    if agency_role is None:
+        return None
+    if not agency_role.manages_team:
+        assigned = session.scalar(
+            sa.select(StaffAssignment.id).where(
+                StaffAssignment.tenant_id == client.managed_by_id,
+                StaffAssignment.client_id == client.id,
+                StaffAssignment.user_id == user_id,
+            )
+        )
+        if assigned is None:
+            return None
+    return CLIENT_ROLE_OF_AGENCY_ROLE[agency_role]
+
+
+def clients(session: so.Session, agency_id: int) -> list[Tenant]:
+    """The clients `agency_id` manages, by name. `Tenant` is not tenant-scoped: any session may ask."""
+    return list(
+        session.scalars(sa.select(Tenant).where(Tenant.managed_by_id == agency_id).order_by(sa.func.lower(Tenant.name)))
+    )
+
+
+def create_client(session: so.Session, agency: Tenant, name: str, timezone: str, mode: ClientMode) -> Tenant:
+    """A new client workspace the agency manages. It has no members yet: the agency invites the client's team.
+
+    `session` is bound to the agency; the client is created with a plain insert (the tenants table is
+    not tenant-scoped), so the session stays the agency's.
+    """
+    if agency.kind is not TenantKind.AGENCY:
+        raise AgencyError("Only an agency workspace can create client workspaces.")
+    name = name.strip()
+    if not name:
+        raise AgencyError("Give the client workspace a name.")
+    from tenants.service import _unique_slug
+
+    client = Tenant(
+        name=name,
+        slug=_unique_slug(session, name),
+        kind=TenantKind.CLIENT,
+        managed_by_id=agency.id,
+        timezone=timezone,
+        client_mode=mode,
+    )
+    session.add(client)
+    session.flush()
+    return client
+
+
+def managed_client(session: so.Session, agency_id: int, client_id: int) -> Tenant | None:
+    client = session.get(Tenant, client_id)
+    return client if client is not None and client.managed_by_id == agency_id else None
+
+
+def assignments(session: so.Session) -> dict[int, set[int]]:
+    """client id → the agency staff assigned to it (session bound to the agency)."""
+    found: dict[int, set[int]] = {}
+    for client_id, user_id in session.execute(sa.select(StaffAssignment.client_id, StaffAssignment.user_id)):
+        found.setdefault(client_id, set()).add(user_id)
+    return found
+
+
+def assign(session: so.Session, client: Tenant, user_id: int, assigned_by: User, assigned: bool) -> None:
+    """Give (or take away) one staff member's access to one managed client (session bound to the agency)."""
+    agency_id = bound_tenant_id(session)
+    if client.managed_by_id != agency_id:
+        raise LookupError(client.id)
+    if session.scalar(sa.select(Membership.id).where(Membership.user_id == user_id)) is None:
+        raise LookupError(user_id)  # only the agency's own people
+    existing = session.scalar(
+        sa.select(StaffAssignment).where(StaffAssignment.client_id == client.id, StaffAssignment.user_id == user_id)
+    )
+    if assigned and existing is None:
+        session.add(StaffAssignment(client_id=client.id, user_id=user_id, assigned_by_id=assigned_by.id))
+    elif not assigned and existing is not None:
+        session.delete(existing)
+    session.flush()
+
+
+def end_management(client_id: int) -> int:
+    """End the arrangement: the client becomes a direct workspace, keeping all its data; returns the agency id.
+
+    The caller has checked that the person may end it (the client's owner, or the agency's owner or admin).
+    Cross-tenant, as the arrangement spans both: the agency's assignments to the client go with it, and
+    since every request asks `agency_role_in_client`, no staff member gets into the client after this.
+    """
+    with system_session() as session:
+        client = session.get(Tenant, client_id, with_for_update=True)
+        if client is None or client.managed_by_id is None:
+            raise AgencyError("This workspace is not managed by an agency.")
+        agency_id = client.managed_by_id
+        session.execute(
+            sa.delete(StaffAssignment)
+            .where(StaffAssignment.tenant_id == agency_id, StaffAssignment.client_id == client.id)
+            .execution_options(synchronize_session=False)
+        )
+        client.kind = TenantKind.DIRECT
+        client.managed_by_id = None
+        session.commit()
+    return agency_id
