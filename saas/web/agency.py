@@ -13,7 +13,7 @@ from saas.security import TEAM_MANAGERS, require_role
 from saas.web.forms import ConfirmForm
 from tenants import agency
 from tenants import service as tenant_service
-from tenants.models import ClientMode, TenantKind
+from tenants.models import ClientMode, Tenant, TenantKind
 
 bp = Blueprint("agency", __name__, url_prefix="/clients")
 
@@ -26,6 +26,16 @@ def _agency_only() -> None:
 def _checked() -> None:
     if not ConfirmForm().validate_on_submit():
         abort(400)
+
+
+def _client_posted_to(client_id: int) -> Tenant:
+    """The managed client a form posted to: 404 for anything else (another agency's client, a direct workspace)."""
+    _agency_only()
+    _checked()
+    client = agency.managed_client(db.session(), g.workspace.tenant_id, client_id)
+    if client is None:
+        abort(404)
+    return client
 
 
 @bp.get("")
@@ -79,12 +89,8 @@ def create() -> Any:
 @require_role(*TEAM_MANAGERS)
 def assign_staff(client_id: int) -> Any:
     """Set who of the agency's staff works in this client: exactly the ticked people."""
-    _agency_only()
-    _checked()
     session = db.session()
-    client = agency.managed_client(session, g.workspace.tenant_id, client_id)
-    if client is None:
-        abort(404)
+    client = _client_posted_to(client_id)
     ticked = {int(v) for v in request.form.getlist("user_id") if v.isdigit()}
     current = agency.assignments(session).get(client.id, set())
     staff = {m.user_id for m in tenant_service.members(session)}
@@ -100,12 +106,8 @@ def assign_staff(client_id: int) -> Any:
 @bp.post("/<int:client_id>/mode")
 @require_role(*TEAM_MANAGERS)
 def set_mode(client_id: int) -> Any:
-    _agency_only()
-    _checked()
     session = db.session()
-    client = agency.managed_client(session, g.workspace.tenant_id, client_id)
-    if client is None:
-        abort(404)
+    client = _client_posted_to(client_id)
     try:
         client.client_mode = ClientMode(request.form.get("mode", ""))
     except ValueError:
@@ -120,11 +122,7 @@ def set_mode(client_id: int) -> Any:
 @require_role(*TEAM_MANAGERS)
 def end(client_id: int) -> Any:
     """The agency stops managing the client. The client keeps everything and becomes a direct workspace."""
-    _agency_only()
-    _checked()
-    client = agency.managed_client(db.session(), g.workspace.tenant_id, client_id)
-    if client is None:
-        abort(404)
+    client = _client_posted_to(client_id)
     name = client.name
     db.session.rollback()  # the arrangement is ended in its own (cross-tenant) transaction
     agency.end_management(client_id)
