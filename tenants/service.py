@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from tenants import agency, tokens
-from tenants.models import Invitation, Membership, Role, Tenant, TenantKind, User
+from tenants.models import ClientMode, Invitation, Membership, Role, Tenant, TenantKind, User
 from tenants.scoping import bind_tenant, bound_tenant_id, system_session
 
 INVITATION_LIFETIME = timedelta(days=7)
@@ -35,10 +35,17 @@ class Workspace:
     # and every change is audited as made for the client.
     agency_id: int | None = None
     agency_name: str | None = None
+    # A client in managed mode: the agency drafts and publishes, the client's own people approve.
+    managed: bool = False
 
     @property
     def acting_for_client(self) -> bool:
         return self.agency_id is not None
+
+    @property
+    def publishes_through_agency(self) -> bool:
+        """The client's own people may not publish directly here (managed mode); agency staff may."""
+        return self.managed and not self.acting_for_client
 
 
 @dataclass(frozen=True)
@@ -129,12 +136,26 @@ def find_workspace(user_id: int, slug: str) -> Workspace | None:
             return None
         agency_name = session.scalar(sa.select(Tenant.name).where(Tenant.id == client.managed_by_id))
         return Workspace(
-            client.id, client.slug, client.name, client.kind, client.timezone, role, client.managed_by_id, agency_name
+            client.id,
+            client.slug,
+            client.name,
+            client.kind,
+            client.timezone,
+            role,
+            client.managed_by_id,
+            agency_name,
+            _is_managed(client),
         )
 
 
 def _workspace(tenant: Tenant, role: Role) -> Workspace:
-    return Workspace(tenant.id, tenant.slug, tenant.name, tenant.kind, tenant.timezone, role)
+    return Workspace(
+        tenant.id, tenant.slug, tenant.name, tenant.kind, tenant.timezone, role, managed=_is_managed(tenant)
+    )
+
+
+def _is_managed(tenant: Tenant) -> bool:
+    return tenant.kind is TenantKind.CLIENT and tenant.client_mode is ClientMode.MANAGED
 
 
 def members(session: so.Session) -> list[Membership]:

@@ -153,3 +153,35 @@ def test_agency_creates_a_client_and_the_console_shows_only_assigned_clients(cli
     assert "Bluebell Bakery" in console and "Harbor Dental" not in console
     assert as_staff.get(f"/w/{clients['Harbor Dental'].slug}/calendar").status_code == 404
     assert as_staff.post(f"/w/{agency.slug}/clients/new").status_code in (400, 403)
+
+
+def compose(client, slug: str, channel_id: int, text: str):
+    return client.submit(
+        f"/w/{slug}/posts/new",
+        {"text": text, "channels": str(channel_id), "publish_now": "y"},
+        page=f"/w/{slug}/posts/new",
+    )
+
+
+def test_managed_client_people_cannot_publish_directly_but_agency_staff_can(app, client, make_client):
+    agency, agency_owner, staff = agency_with_staff()
+    victim, ids = _victim(kind=TenantKind.CLIENT, managed_by=agency)
+    with app_context(), system_session() as session:
+        owner_email = session.scalar(
+            sa.select(User.email)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.tenant_id == victim.id, Membership.role == Role.OWNER)
+        )
+    client.log_in(owner_email, PASSWORD)
+    assert compose(client, victim.slug, ids["channel_id"], "Client posting itself").status_code == 403
+    assert "Approval" in client.get(f"/w/{victim.slug}/posts/{ids['post_id']}").get_data(as_text=True)
+
+    assign(make_client(), agency_owner, agency, victim, staff)
+    as_staff = make_client()
+    as_staff.log_in(staff.email, PASSWORD)
+    assert compose(as_staff, victim.slug, ids["channel_id"], "Staff posting for the client").status_code == 302
+
+    with app_context(), system_session() as session:
+        session.get(Tenant, victim.id).client_mode = ClientMode.SELF_SERVE
+        session.commit()
+    assert compose(client, victim.slug, ids["channel_id"], "Self-serve now").status_code == 302

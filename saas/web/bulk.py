@@ -22,6 +22,12 @@ bp = Blueprint("bulk", __name__, url_prefix="/import")
 EDITORS = (Role.OWNER, Role.ADMIN, Role.EDITOR)
 
 
+@bp.before_request
+def _managed_clients_import_through_their_agency() -> None:
+    if request.method == "POST" and g.workspace.publishes_through_agency:
+        abort(403)  # importing schedules posts: in a managed client only the agency does that
+
+
 @bp.get("")
 @require_role(*EDITORS)
 def index() -> Any:

@@ -24,6 +24,22 @@ bp = Blueprint("posts", __name__, url_prefix="/posts")
 
 PUBLISHERS_ROLES = (Role.OWNER, Role.ADMIN, Role.EDITOR)
 
+
+def can_publish() -> bool:
+    return g.workspace.role in PUBLISHERS_ROLES and not g.workspace.publishes_through_agency
+
+
+@bp.before_request
+def _managed_clients_publish_through_their_agency() -> None:
+    # In a managed client the agency drafts and schedules; the client's people approve (saas.approvals).
+    if (
+        request.method == "POST"
+        and request.endpoint != "workspace.posts.count"
+        and g.workspace.publishes_through_agency
+    ):
+        abort(403)
+
+
 TARGET_ACTIONS = {
     "cancel": (service.cancel_target, "Canceled: it will not be published to @{handle}."),
     "retry": (service.retry, "It will be tried again for @{handle} in a moment."),
@@ -34,9 +50,7 @@ TARGET_ACTIONS = {
 
 @bp.get("")
 def index() -> Any:
-    return render_template(
-        "posts/index.html", posts=service.posts(db.session()), can_publish=g.workspace.role in PUBLISHERS_ROLES
-    )
+    return render_template("posts/index.html", posts=service.posts(db.session()), can_publish=can_publish())
 
 
 @bp.route("/new", methods=["GET", "POST"])
@@ -125,7 +139,7 @@ def detail(post_id: int) -> Any:
         post=post,
         confirm=ConfirmForm(formdata=None),
         mark_form=MarkPublishedForm(formdata=None),
-        can_publish=g.workspace.role in PUBLISHERS_ROLES,
+        can_publish=can_publish(),
         editable=all(t.state is TargetState.SCHEDULED and not t.attempt_count for t in post.targets),
         waiting=any(t.state in (TargetState.SCHEDULED, TargetState.BLOCKED) for t in post.targets),
         published=any(t.state is TargetState.PUBLISHED for t in post.targets),
