@@ -14,6 +14,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(clock)
     app.cli.add_command(seed_demo)
     app.cli.add_command(rotate_keys)
+    app.cli.add_command(approval_reminders)
     app.cli.add_command(new_encryption_key)
 
 
@@ -78,3 +79,13 @@ def new_encryption_key() -> None:
     from saas.crypto import new_key
 
     click.echo(new_key())
+
+
+@click.command("approval-reminders")
+def approval_reminders() -> None:
+    """Email approvers a digest of what waits for them, and warn when an unapproved post is due soon."""
+    from datetime import UTC, datetime
+
+    from saas.approvals.reminders import send_reminders
+
+    click.echo(f"{send_reminders(datetime.now(UTC))} reminders sent.")

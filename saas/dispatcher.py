@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 LAST_TICK_KEY = "dispatcher:last_tick"
 TICK_SECONDS = 1.0
+REMINDERS_KEY = "dispatcher:approval_reminders"
+REMINDERS_SECONDS = 600
 
 
 def record_tick(connection: redis.Redis, at: datetime) -> None:
@@ -33,6 +35,7 @@ def last_tick(connection: redis.Redis) -> datetime | None:
 
 def tick(connection: redis.Redis) -> None:
     """One pass: note that we are alive, then claim and hand out what is due (needs an app context)."""
+    from saas.approvals.reminders import send_reminders
     from saas.posts.recurrence import advance_all
     from saas.publishing.dispatch import dispatch_due_targets
 
@@ -40,6 +43,9 @@ def tick(connection: redis.Redis) -> None:
     record_tick(connection, now)
     advance_all(now)  # the next occurrence of a repeating post, once the current one is due
     dispatch_due_targets(connection)
+    # Approval reminders every few minutes from whichever clock gets there first (each is sent only once).
+    if connection.set(REMINDERS_KEY, now.isoformat(), nx=True, ex=REMINDERS_SECONDS):
+        send_reminders(now)
 
 
 def run_forever(

@@ -138,3 +138,26 @@ def end_management(client_id: int) -> int:
         client.managed_by_id = None
         session.commit()
     return agency_id
+
+
+def staff_for_client(client_id: int) -> dict[int, str]:
+    """The agency people who may work in the client (user id → name): its owners and admins, and the
+    staff assigned to it. Empty for a workspace no agency manages. Cross-tenant: it reads the agency's team.
+    """
+    with system_session() as session:
+        agency_id = session.scalar(sa.select(Tenant.managed_by_id).where(Tenant.id == client_id))
+        if agency_id is None:
+            return {}
+        assigned = sa.select(StaffAssignment.user_id).where(
+            StaffAssignment.tenant_id == agency_id, StaffAssignment.client_id == client_id
+        )
+        rows = session.execute(
+            sa.select(User.id, User.name)
+            .join(Membership, Membership.user_id == User.id)
+            .where(
+                Membership.tenant_id == agency_id,
+                sa.or_(Membership.role.in_([Role.OWNER, Role.ADMIN]), User.id.in_(assigned)),
+            )
+            .order_by(User.name)
+        )
+        return {user_id: name for user_id, name in rows}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -20,29 +20,37 @@ from tests.factories import add_member, app_context, make_user, make_workspace
 REVIEWER = "rosa@bluebell.example"
 
 
-def workspace_with_reviewer(reviewer_email: str | None = None) -> tuple[Tenant, User, User, int]:
+def with_policy_and_channel(tenant: Tenant, mode: ApprovalMode, step: approvals.Step, remote_id: str) -> int:
+    """Give `tenant` an approval policy of one step and a sandbox channel; returns the channel id."""
+    with app_context(), tenant_session(tenant.id) as session:
+        approvals.set_policy(session, mode, [step])
+        channel = channel_service.connect(
+            session, "sandbox", Profile(remote_id, "bluebell", "Bluebell"), Credentials("token", None, None)
+        )
+        session.commit()
+        return channel.id
+
+
+def workspace_with_reviewer(
+    reviewer_email: str | None = None, mode: ApprovalMode = ApprovalMode.REQUIRED
+) -> tuple[Tenant, User, User, int]:
     tenant, owner = make_workspace()
     reviewer = make_user(reviewer_email)
     add_member(tenant, reviewer, Role.REVIEWER)
-    with app_context(), tenant_session(tenant.id) as session:
-        approvals.set_policy(
-            session, ApprovalMode.REQUIRED, [approvals.Step("Client approval", StepRule.ANY, roles=(Role.REVIEWER,))]
-        )
-        channel = channel_service.connect(
-            session, "sandbox", Profile("acct-1", "bluebell", "Bluebell"), Credentials("token", None, None)
-        )
-        session.commit()
-        return tenant, owner, reviewer, channel.id
+    step = approvals.Step("Client approval", StepRule.ANY, roles=(Role.REVIEWER,))
+    return tenant, owner, reviewer, with_policy_and_channel(tenant, mode, step, "acct-1")
 
 
-def schedule(tenant: Tenant, owner: User, channel_id: int, text: str) -> int:
+def schedule(tenant: Tenant, owner: User, channel_id: int, text: str, hours: float | None = None) -> int:
+    """Schedule a post now, or `hours` from now."""
+    local = None if hours is None else (datetime.now(UTC) + timedelta(hours=hours)).replace(tzinfo=None, microsecond=0)
     with app_context(), tenant_session(tenant.id) as session:
         post = post_service.schedule_post(
             session,
             author_id=owner.id,
             text=text,
             channel_ids=[channel_id],
-            schedule=post_service.Schedule(publish_now=True, local_time=None, timezone="UTC"),
+            schedule=post_service.Schedule(publish_now=local is None, local_time=local, timezone="UTC"),
         )
         session.commit()
         return post.id

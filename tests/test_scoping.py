@@ -158,6 +158,8 @@ SYSTEM_SCOPE_CALL_SITES = {
     "saas/approvals/service.py:grant_for_token",  # a review link names no workspace: its token finds it
     "saas/agency/console.py:overview",  # one view across the clients an agency member may work in
     "tenants/agency.py:end_management",  # the arrangement spans the agency and the client
+    "tenants/agency.py:staff_for_client",  # a client's approvers may be its agency's people
+    "saas/approvals/reminders.py:tenants_with_open_requests",  # which workspaces have approvals to remind of
 }
 
 

@@ -31,7 +31,7 @@ from saas.approvals.models import (
 )
 from saas.notifications.service import notify
 from saas.posts.models import Post, PostState
-from tenants import tokens
+from tenants import agency, tokens
 from tenants.models import Membership, Role, Tenant, User
 from tenants.scoping import bound_tenant_id
 
@@ -46,11 +46,11 @@ class ApprovalError(ValueError):
 class Step:
     name: str
     rule: StepRule
-    roles: tuple[Role, ...] = ()
+    roles: tuple[str, ...] = ()  # Role values, or AGENCY_STAFF
     user_ids: tuple[int, ...] = ()
 
     def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "rule": self.rule.value, "roles": [r.value for r in self.roles],
+        return {"name": self.name, "rule": self.rule.value, "roles": [str(r) for r in self.roles],
                 "user_ids": list(self.user_ids)}  # fmt: skip
 
 
@@ -87,12 +87,21 @@ def set_policy(session: so.Session, mode: ApprovalMode, steps: Sequence[Step]) -
     return policy
 
 
+# A step "role" that is not a workspace role: the managing agency's people who work in this client.
+AGENCY_STAFF = "agency"
+
+
 def approvers(session: so.Session, step: dict[str, Any]) -> set[int]:
-    """User ids who may decide at `step`: members holding one of its roles, plus the named people."""
+    """User ids who may decide at `step`: members holding one of its roles, the named people, and with
+    the "agency" role the managing agency's owners, admins and the staff assigned to this client."""
     ids = set(step.get("user_ids") or [])
-    roles = step.get("roles") or []
+    roles = [r for r in step.get("roles") or [] if r != AGENCY_STAFF]
     if roles:
         ids |= set(session.scalars(sa.select(Membership.user_id).where(Membership.role.in_(roles))))
+    if AGENCY_STAFF in (step.get("roles") or []):
+        tenant_id = bound_tenant_id(session)
+        assert tenant_id is not None
+        ids |= set(agency.staff_for_client(tenant_id))
     return ids
 
 
@@ -151,6 +160,28 @@ def submit(session: so.Session, post_ids: Sequence[int], submitted_by_id: int | 
     session.flush()
     _ask_step(session, requests, submitted_by_id)
     return requests
+
+
+def submit_upcoming(
+    session: so.Session, submitted_by_id: int | None, now: datetime, days: int = 7
+) -> list[ApprovalRequest]:
+    """Send every scheduled post of the next `days` that is not in review or approved yet, in one go
+    (one email per approver for all of them)."""
+    in_process = sa.select(ApprovalRequest.post_id).where(
+        ApprovalRequest.status.in_([*OPEN, RequestStatus.APPROVED]), ApprovalRequest.revision == Post.revision
+    )
+    ids = list(
+        session.scalars(
+            sa.select(Post.id).where(
+                Post.state == PostState.SCHEDULED,
+                Post.scheduled_at.between(now, now + timedelta(days=days)),
+                Post.id.not_in(in_process.scalar_subquery()),
+            )
+        )
+    )
+    if not ids:
+        raise ApprovalError(f"No scheduled post of the next {days} days is waiting to be sent for approval.")
+    return submit(session, ids, submitted_by_id)
 
 
 def supersede(session: so.Session, post_id: int) -> None:

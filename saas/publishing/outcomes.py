@@ -9,6 +9,8 @@ from saas import entitlements, mail
 from saas.channels.models import ChannelHealth
 from saas.notifications.service import admins, notify
 from saas.posts.models import PostTarget, TargetState
+from saas.publishing.policy import APPROVAL_HOLD
+from tenants import agency
 from tenants.models import Tenant
 from tenants.scoping import tenant_session
 
@@ -48,6 +50,11 @@ def tell_people(tenant_id: int, target_id: int) -> None:
             link = mail.link(
                 "workspace.billing.index", slug=session.scalar(sa.select(Tenant.slug).where(Tenant.id == tenant_id))
             )
+        elif target.state is TargetState.BLOCKED and target.blocked_reason == APPROVAL_HOLD:
+            # One message per post and revision, to the client's people and the agency that manages it.
+            event_key = f"approval-missing:{target.post_id}:{target.post.revision}"
+            title = "A post was not published: approval missing"
+            recipients += list(agency.staff_for_client(tenant_id))
         else:
             event_key = f"target:{target.id}:{target.state.value}:{target.attempt_count}"
             title = HEADLINES[target.state].format(handle=channel.handle)

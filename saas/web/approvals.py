@@ -9,10 +9,12 @@ from flask_login import current_user
 
 from saas import db
 from saas.approvals import service as approvals
-from saas.approvals.models import ApprovalMode, Verdict
+from saas.approvals.models import ApprovalMode, StepRule, Verdict
 from saas.posts.models import Post
-from saas.security import require_role
+from saas.security import TEAM_MANAGERS, require_role
 from saas.web.forms import ConfirmForm
+from tenants import agency
+from tenants import service as tenant_service
 from tenants.models import Role
 
 bp = Blueprint("approval", __name__, url_prefix="/approvals")
@@ -76,6 +78,22 @@ def submit(post_id: int) -> Any:
     db.session.commit()
     flash("Sent for approval: the approvers have been emailed a link.", "success")
     return _back(post_id)
+
+
+@bp.post("/submit-week")
+@require_role(*PUBLISHERS_ROLES)
+def submit_week() -> Any:
+    _checked()
+    try:
+        requests = approvals.submit_upcoming(db.session(), current_user.id, approvals.utcnow())
+    except approvals.ApprovalError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("workspace.approvals"))
+    db.session.commit()
+    count = len(requests)
+    flash(f"Sent {count} post{'' if count == 1 else 's'} for approval in one email to each approver.", "success")
+    return redirect(url_for("workspace.approvals"))
 
 
 @bp.post("/posts/<int:post_id>/<action>")
@@ -178,3 +196,60 @@ def revoke_link(link_id: int) -> Any:
     db.session.commit()
     flash("The review link no longer works.", "success")
     return _back(link.post_ids[0]) if link.post_ids else redirect(url_for("workspace.approvals"))
+
+
+MAX_STEPS = 3
+ROLE_CHOICES = (
+    (approvals.AGENCY_STAFF, "The agency's people"),
+    (Role.OWNER.value, "Owners"),
+    (Role.ADMIN.value, "Admins"),
+    (Role.EDITOR.value, "Editors"),
+    (Role.REVIEWER.value, "Reviewers"),
+)
+
+
+def _posted_steps() -> list[approvals.Step]:
+    steps = []
+    for n in range(1, MAX_STEPS + 1):
+        name = request.form.get(f"step{n}_name", "").strip()
+        roles = tuple(r for r in request.form.getlist(f"step{n}_roles") if r in dict(ROLE_CHOICES))
+        users = tuple(int(u) for u in request.form.getlist(f"step{n}_users") if u.isdigit())
+        if not (name or roles or users):
+            continue  # an empty row is no step
+        rule = StepRule.ALL if request.form.get(f"step{n}_rule") == "all" else StepRule.ANY
+        steps.append(approvals.Step(name or f"Step {n}", rule, roles, users))
+    return steps
+
+
+@bp.route("/policy", methods=["GET", "POST"])
+@require_role(*TEAM_MANAGERS)
+def policy() -> Any:
+    """The workspace's approval policy: none, optional or required, and its steps in order."""
+    session = db.session()
+    people = {m.user_id: m.user.name for m in tenant_service.members(session)}
+    people.update(agency.staff_for_client(g.workspace.tenant_id))
+    current = approvals.policy_of(session)
+    mode, steps, error = (current.mode if current else ApprovalMode.NONE), (current.steps if current else []), None
+    if request.method == "POST":
+        _checked()
+        try:
+            mode = ApprovalMode(request.form.get("mode", ""))
+        except ValueError:
+            abort(400)
+        posted = _posted_steps()
+        steps = [s.as_json() for s in posted]
+        try:
+            if any(u not in people for s in posted for u in s.user_ids):
+                raise approvals.ApprovalError("Choose approvers from the people who work in this workspace.")
+            approvals.set_policy(session, mode, posted)
+        except approvals.ApprovalError as exc:
+            db.session.rollback()
+            error = str(exc)
+        else:
+            session.commit()
+            flash("Approval policy saved. It applies to posts sent for approval from now on.", "success")
+            return redirect(url_for("workspace.approval.policy"))
+    rows = steps + [{"name": "", "rule": "any", "roles": [], "user_ids": []}] * (MAX_STEPS - len(steps))
+    return render_template(
+        "approvals/policy.html", mode=mode, steps=rows, people=people, roles=ROLE_CHOICES, error=error
+    ), (422 if error else 200)

@@ -82,7 +82,7 @@ def test_unapproved_post_never_publishes_even_when_due(pipeline, network, review
     assert target.last_error.startswith("Approval missing")
     assert target.attempts == []
     told = outbox.last_to(owner.email)
-    assert "could not go out" in told["Subject"]
+    assert told["Subject"] == "A post was not published: approval missing"
     assert "Approval missing" in told.get_content()
 
 
@@ -178,3 +178,23 @@ def test_request_changes_needs_a_comment_and_tells_the_author(pipeline, reviewed
     assert "Say 'wheat free' instead." in told.get_content()
     with app_context(), tenant_session(tenant.id) as session:
         assert session.scalar(sa.select(PostTarget.state)) is TargetState.SCHEDULED
+
+
+def test_missing_approval_tells_the_client_and_the_agency_once_per_post(pipeline, network, outbox):
+    from tenants.models import TenantKind
+    from tests.factories import make_tenant
+
+    agency, agency_owner = make_workspace(name="Northwind Social", kind=TenantKind.AGENCY)
+    client_owner = make_user()
+    bluebell = make_tenant("Bluebell Bakery", kind=TenantKind.CLIENT, managed_by=agency, owner=client_owner)
+    add_member(bluebell, make_user(), Role.REVIEWER)
+    require_approval(bluebell, approvals.Step("Client approval", StepRule.ANY, roles=(Role.REVIEWER,)))
+    channels = [pipeline.connect(bluebell, "bluebell"), pipeline.connect(bluebell, "bluebell2")]
+    pipeline.schedule(bluebell, agency_owner, channels, "Late approval")
+
+    assert pipeline.run_once().blocked == 2
+
+    assert network.posts() == []
+    for person in (client_owner, agency_owner):
+        told = [m for m in outbox.to(person.email) if "approval missing" in m["Subject"]]
+        assert len(told) == 1, person.email
