@@ -10,6 +10,8 @@ from flask_login import current_user
 
 from publishers import capabilities
 from saas import db, timezones
+from saas.approvals import service as approval_service
+from saas.approvals.models import ApprovalMode
 from saas.extensions import redis_client
 from saas.media import service as media_service
 from saas.posts import counting, recurrence, remote_delete, service
@@ -99,6 +101,8 @@ def _compose(post: Post | None) -> Any:
                 flash(f"Added to the queue: the first channel's slot is {when}.", "success")
             elif saved.state is PostState.DRAFT:
                 flash("Draft saved. Nothing goes out until you schedule it.", "success")
+            elif saved.state is PostState.IN_REVIEW:
+                flash("Sent for approval: it goes out at its time once approved.", "success")
             else:
                 flash("Publishing now." if saved.scheduled_at and saved.local_time is None else "Scheduled.", "success")
             return redirect(url_for("workspace.posts.detail", post_id=saved.id))
@@ -115,6 +119,7 @@ def _compose(post: Post | None) -> Any:
         error=error,
         zone=zone,
         networks={c.network: capabilities.for_network(c.network) for c in channels},
+        approval_required=approval_service.mode_of(db.session()) is ApprovalMode.REQUIRED,
     ), status
 
 
