@@ -7,10 +7,13 @@ from dataclasses import dataclass
 import sqlalchemy as sa
 
 from saas import accounts, db, entitlements
+from saas.approvals import service as approvals
+from saas.approvals.models import ApprovalMode, StepRule
 from saas.sandbox import connect as sandbox_connect
+from tenants import agency as tenant_agency
 from tenants import bind_tenant
 from tenants import service as tenant_service
-from tenants.models import Membership, Role, Tenant, TenantKind, User
+from tenants.models import ClientMode, Membership, Role, Tenant, TenantKind, User
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,24 @@ def seed_demo() -> bool:
             _add_member(login.workspace, users[login.email], login.role)
     for workspace in ("Bluebell Bakery", "Harbor Dental", "Copper Cycles"):
         _add_sandbox_channel(workspace)
+    _agency_setup(agency, users["staff@northwind.example"], users["owner@northwind.example"])
     return True
+
+
+def _agency_setup(agency: Tenant, staff: User, owner: User) -> None:
+    """Sam works on Bluebell only; Bluebell's reviewer approves every post; Harbor Dental publishes itself."""
+    with db.new_session() as session:
+        bind_tenant(session, agency.id)
+        clients = {c.name: c for c in tenant_agency.clients(session, agency.id)}
+        tenant_agency.assign(session, clients["Bluebell Bakery"], staff.id, owner, True)
+        clients["Harbor Dental"].client_mode = ClientMode.SELF_SERVE
+        session.commit()
+        bluebell_id = clients["Bluebell Bakery"].id
+    with db.new_session() as session:
+        bind_tenant(session, bluebell_id)
+        step = approvals.Step("Client approval", StepRule.ANY, roles=(Role.REVIEWER,))
+        approvals.set_policy(session, ApprovalMode.REQUIRED, [step])
+        session.commit()
 
 
 def _add_sandbox_channel(workspace: str) -> None:
