@@ -36,6 +36,7 @@ ACTIONS = {
     "workspace.agency.assign_staff": "Changed who works on a client",
     "workspace.agency.set_mode": "Changed a client's mode",
     "workspace.agency.end": "Stopped managing a client",
+    "workspace.agency.invite_existing": "Invited a business to be managed",
 }
 
 

@@ -9,7 +9,16 @@ from saas.posts.ical import CalendarFeed
 from saas.posts.models import Post, PostTarget, PublishAttempt
 from saas.posts.queue import PostingSlot
 from saas.sandbox.models import SandboxAccount, SandboxIdempotencyKey, SandboxPost
-from tenants.models import AuditEntry, Invitation, Membership, StaffAssignment, Tenant, User, UserToken
+from tenants.models import (
+    AuditEntry,
+    Invitation,
+    ManagementInvitation,
+    Membership,
+    StaffAssignment,
+    Tenant,
+    User,
+    UserToken,
+)
 
 __all__ = [
     "ApprovalDecision",
@@ -21,6 +30,7 @@ __all__ = [
     "CalendarFeed",
     "Channel",
     "Invitation",
+    "ManagementInvitation",
     "MastodonApp",
     "MediaItem",
     "Membership",

@@ -7,10 +7,23 @@ effect at the next click. The client's posts, channels and team are never touche
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
-from tenants.models import ClientMode, Membership, Role, StaffAssignment, Tenant, TenantKind, User
+from tenants import tokens
+from tenants.models import (
+    ClientMode,
+    ManagementInvitation,
+    Membership,
+    Role,
+    StaffAssignment,
+    Tenant,
+    TenantKind,
+    User,
+)
 from tenants.scoping import bound_tenant_id, system_session
 
 
@@ -161,3 +174,102 @@ def staff_for_client(client_id: int) -> dict[int, str]:
             .order_by(User.name)
         )
         return {user_id: name for user_id, name in rows}
+
+
+MANAGEMENT_INVITATION_LIFETIME = timedelta(days=14)
+
+
+@dataclass(frozen=True)
+class ManagementOffer:
+    """An open invitation to be managed, as its recipient sees it."""
+
+    invitation_id: int
+    agency_id: int
+    agency_name: str
+    email: str
+    expires_at: datetime
+
+
+def invite_direct_workspace(session: so.Session, email: str, invited_by: User, now: datetime) -> str:
+    """Invite the owner of a direct workspace at `email` to be managed by the agency `session` is bound to.
+
+    Returns the link's secret (only its digest is stored). The same answer whether or not anyone has that
+    address: the agency learns nothing about other customers.
+    """
+    email = email.strip().lower()
+    if "@" not in email or len(email) > 254:
+        raise AgencyError("Enter the email address of the workspace's owner.")
+    raw, digest = tokens.new_token()
+    session.add(
+        ManagementInvitation(
+            email=email,
+            token_hash=digest,
+            invited_by_id=invited_by.id,
+            expires_at=now + MANAGEMENT_INVITATION_LIFETIME,
+        )
+    )
+    session.flush()
+    return raw
+
+
+def offer_for_token(raw: str, now: datetime) -> ManagementOffer:
+    """The open invitation behind a link; AgencyError saying why when it cannot be used."""
+    with system_session() as session:  # the link names no workspace: its token finds the agency
+        invitation = session.scalar(
+            sa.select(ManagementInvitation).where(ManagementInvitation.token_hash == tokens.digest(raw))
+        )
+        if invitation is None:
+            raise AgencyError("This invitation link is not valid. Check that you copied all of it.")
+        if invitation.accepted_at is not None:
+            raise AgencyError("This invitation has already been accepted.")
+        if invitation.revoked_at is not None or invitation.expires_at <= now:
+            raise AgencyError("This invitation has expired. Ask the agency for a new one.")
+        agency = session.get(Tenant, invitation.tenant_id)
+        assert agency is not None
+        return ManagementOffer(invitation.id, agency.id, agency.name, invitation.email, invitation.expires_at)
+
+
+def accept_management(raw: str, user: User, client_id: int, now: datetime) -> Tenant:
+    """The owner of the direct workspace `client_id` lets the inviting agency manage it (self-serve to start:
+    the client keeps publishing until the agency and client agree otherwise). Everything in it stays."""
+    offer = offer_for_token(raw, now)
+    if user.email != offer.email:
+        raise AgencyError(f"This invitation was sent to {offer.email}. Log in with that address to accept it.")
+    with system_session() as session:  # the arrangement spans the agency and the client
+        client = session.get(Tenant, client_id, with_for_update=True)
+        owns = session.scalar(
+            sa.select(Membership.id).where(
+                Membership.tenant_id == client_id, Membership.user_id == user.id, Membership.role == Role.OWNER
+            )
+        )
+        if client is None or owns is None:
+            raise LookupError(client_id)
+        if client.kind is not TenantKind.DIRECT:
+            raise AgencyError(f"{client.name} is already managed by an agency, or is one.")
+        invitation = session.get(ManagementInvitation, offer.invitation_id, with_for_update=True)
+        assert invitation is not None
+        if invitation.accepted_at is not None:
+            raise AgencyError("This invitation has already been accepted.")
+        invitation.accepted_at = now
+        invitation.client_id = client.id
+        client.kind = TenantKind.CLIENT
+        client.managed_by_id = offer.agency_id
+        client.client_mode = ClientMode.SELF_SERVE
+        session.commit()
+        session.expunge(client)
+        return client
+
+
+def owned_direct_workspaces(user_id: int) -> list[Tenant]:
+    """The direct workspaces the user owns: what they may put under an agency's management."""
+    with system_session() as session:  # the user's own workspaces, across tenants
+        found = list(
+            session.scalars(
+                sa.select(Tenant)
+                .join(Membership, Membership.tenant_id == Tenant.id)
+                .where(Membership.user_id == user_id, Membership.role == Role.OWNER, Tenant.kind == TenantKind.DIRECT)
+                .order_by(sa.func.lower(Tenant.name))
+            )
+        )
+        session.expunge_all()
+        return found

@@ -200,3 +200,24 @@ class AuditEntry(TenantScoped, Base):
     action: so.Mapped[str] = so.mapped_column(sa.String(200))
     path: so.Mapped[str] = so.mapped_column(sa.String(500))
     created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())
+
+
+class ManagementInvitation(TenantScoped, Base):
+    """An agency (the tenant) asks the owner of a direct workspace to let it manage that workspace.
+
+    Mailed to `email`; only the digest of the link's secret is stored. The owner picks which of their
+    direct workspaces it is for when accepting.
+    """
+
+    __tablename__ = "management_invitations"
+    __table_args__ = (sa.Index("ix_management_invitations_tenant_created", "tenant_id", "created_at"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    email: so.Mapped[str] = so.mapped_column(sa.String(254))
+    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    invited_by_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())
+    expires_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True))
+    accepted_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
+    client_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("tenants.id", ondelete="SET NULL"))
+    revoked_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))

@@ -185,3 +185,47 @@ def test_managed_client_people_cannot_publish_directly_but_agency_staff_can(app,
         session.get(Tenant, victim.id).client_mode = ClientMode.SELF_SERVE
         session.commit()
     assert compose(client, victim.slug, ids["channel_id"], "Self-serve now").status_code == 302
+
+
+def test_a_direct_workspace_owner_accepts_an_agencys_invitation_and_keeps_everything(client, make_client, outbox):
+    agency, agency_owner, _staff = agency_with_staff()
+    shop, ids = _victim()  # a direct workspace with a post, a channel, a team
+    with app_context(), system_session() as session:
+        shop_owner_email = session.scalar(
+            sa.select(User.email)
+            .join(Membership, Membership.user_id == User.id)
+            .where(Membership.tenant_id == shop.id, Membership.role == Role.OWNER)
+        )
+    before = _snapshot(shop.id)
+    client.log_in(agency_owner.email, PASSWORD)
+    assert client.get(f"/w/{shop.slug}/calendar").status_code == 404
+    page = f"/w/{agency.slug}/clients"
+    sent = client.submit(f"/w/{agency.slug}/clients/invite", {"email": shop_owner_email.upper()}, page=page)
+    assert f"Invitation sent to {shop_owner_email}" in client.get(sent.location).get_data(as_text=True)
+    link = outbox.link_in_last(shop_owner_email)
+    assert "Northwind Social would like to manage" in outbox.last_to(shop_owner_email)["Subject"]
+
+    stranger = make_client()
+    assert stranger.get(link).status_code == 302  # log in first
+    stranger.log_in(make_user().email, PASSWORD)
+    assert "You do not own a self-serve workspace" in stranger.get(link).get_data(as_text=True)
+    assert stranger.submit(link, {"workspace_id": str(shop.id)}, page=link).status_code == 422
+
+    owner = make_client()
+    owner.log_in(shop_owner_email, PASSWORD)
+    assert "Victim Co" in owner.get(link).get_data(as_text=True)
+    accepted = owner.submit(link, {"workspace_id": str(shop.id)}, page=link)
+    assert accepted.status_code == 302
+    assert "Northwind Social now manages Victim Co" in owner.get(accepted.location).get_data(as_text=True)
+
+    assert client.get(f"/w/{shop.slug}/calendar").status_code == 200
+    assert _snapshot(shop.id) == before
+    with app_context(), system_session() as session:
+        tenant = session.get(Tenant, shop.id)
+        assert (tenant.kind, tenant.managed_by_id, tenant.client_mode) == (
+            TenantKind.CLIENT,
+            agency.id,
+            ClientMode.SELF_SERVE,
+        )
+    assert owner.get(link).status_code == 404  # works once
+    assert owner.get(link[:-2] + "xx").status_code == 404

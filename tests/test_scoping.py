@@ -159,6 +159,9 @@ SYSTEM_SCOPE_CALL_SITES = {
     "saas/agency/console.py:overview",  # one view across the clients an agency member may work in
     "tenants/agency.py:end_management",  # the arrangement spans the agency and the client
     "tenants/agency.py:staff_for_client",  # a client's approvers may be its agency's people
+    "tenants/agency.py:offer_for_token",  # a management invitation names no workspace: its token finds it
+    "tenants/agency.py:accept_management",  # the arrangement spans the agency and the client
+    "tenants/agency.py:owned_direct_workspaces",  # the user's own workspaces, across tenants
     "saas/approvals/reminders.py:tenants_with_open_requests",  # which workspaces have approvals to remind of
 }
 

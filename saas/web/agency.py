@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
-from flask_login import current_user
+from flask_login import current_user, login_required
 
-from saas import audit, db, entitlements, timezones
+from saas import audit, db, entitlements, mail, timezones
 from saas.agency import console
 from saas.security import TEAM_MANAGERS, require_role
 from saas.web.forms import ConfirmForm
@@ -148,3 +149,68 @@ def end_from_client() -> Any:
 @require_role(*TEAM_MANAGERS)
 def audit_log() -> Any:
     return render_template("agency/audit.html", entries=audit.entries(db.session()))
+
+
+@bp.post("/invite")
+@require_role(*TEAM_MANAGERS)
+def invite_existing() -> Any:
+    """Invite a business already on Multipost: its owner accepts from the email, choosing the workspace."""
+    _agency_only()
+    _checked()
+    session = db.session()
+    email = request.form.get("email", "")
+    try:
+        raw = agency.invite_direct_workspace(session, email, current_user._get_current_object(), agency_now())
+    except agency.AgencyError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("workspace.agency.console_page"))
+    address = email.strip().lower()
+    mail.send(
+        address,
+        f"{g.workspace.name} would like to manage your Multipost workspace",
+        "management_invitation",
+        agency=g.workspace.name,
+        inviter=current_user.name,
+        link=mail.link("manage_invitations.accept", token=raw),
+        days=agency.MANAGEMENT_INVITATION_LIFETIME.days,
+    )
+    session.commit()
+    flash(f"Invitation sent to {address}. The workspace's owner accepts it from the email.", "success")
+    return redirect(url_for("workspace.agency.console_page"))
+
+
+def agency_now() -> datetime:
+    return datetime.now(UTC)
+
+
+invitations_bp = Blueprint("manage_invitations", __name__, url_prefix="/manage-invitations")
+
+
+@invitations_bp.route("/<token>", methods=["GET", "POST"])
+@login_required
+def accept(token: str) -> Any:
+    """The owner of a direct workspace accepts an agency's invitation to manage it."""
+    try:
+        offer = agency.offer_for_token(token, agency_now())
+    except agency.AgencyError as exc:
+        return render_template("review/problem.html", message=str(exc)), 404
+    workspaces = agency.owned_direct_workspaces(current_user.id)
+    error = None
+    if request.method == "POST":
+        _checked()
+        chosen = request.form.get("workspace_id", "")
+        if not chosen.isdigit() or int(chosen) not in {w.id for w in workspaces}:
+            error = "Choose which of your workspaces the agency should manage."
+        else:
+            try:
+                client = agency.accept_management(token, current_user._get_current_object(), int(chosen), agency_now())
+            except agency.AgencyError as exc:
+                error = str(exc)
+            else:
+                entitlements.sync_agency_quantity(offer.agency_id)
+                flash(f"{offer.agency_name} now manages {client.name}. You keep everything in it.", "success")
+                return redirect(url_for("workspace.settings", slug=client.slug))
+    return render_template("agency/accept.html", offer=offer, workspaces=workspaces, error=error, token=token), (
+        422 if error else 200
+    )
