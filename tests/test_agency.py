@@ -19,7 +19,7 @@ def agency_with_staff():
     return agency, agency_owner, staff
 
 
-def owner_email(tenant: Tenant) -> str:
+def email_of_owner(tenant: Tenant) -> str:
     with app_context(), system_session() as session:
         return session.scalar(
             sa.select(User.email)
@@ -74,7 +74,7 @@ def test_assigned_staff_act_in_the_client_and_the_audit_log_says_for_whom(app, c
         assert session.scalar(sa.select(PostComment.author_name)) == "Sam Staff"
 
     client_owner = make_client()
-    owner_email = owner_email(victim)
+    owner_email = email_of_owner(victim)
     client_owner.log_in(owner_email, PASSWORD)
     log = client_owner.get(f"/w/{victim.slug}/audit").get_data(as_text=True)
     assert "Sam Staff (Northwind Social) for Victim Co" in log
@@ -170,7 +170,7 @@ def compose(client, slug: str, channel_id: int, text: str):
 def test_managed_client_people_cannot_publish_directly_but_agency_staff_can(app, client, make_client):
     agency, agency_owner, staff = agency_with_staff()
     victim, ids = _victim(kind=TenantKind.CLIENT, managed_by=agency)
-    owner_email = owner_email(victim)
+    owner_email = email_of_owner(victim)
     client.log_in(owner_email, PASSWORD)
     assert compose(client, victim.slug, ids["channel_id"], "Client posting itself").status_code == 403
     assert "Approval" in client.get(f"/w/{victim.slug}/posts/{ids['post_id']}").get_data(as_text=True)
@@ -189,7 +189,7 @@ def test_managed_client_people_cannot_publish_directly_but_agency_staff_can(app,
 def test_a_direct_workspace_owner_accepts_an_agencys_invitation_and_keeps_everything(client, make_client, outbox):
     agency, agency_owner, _staff = agency_with_staff()
     shop, ids = _victim()  # a direct workspace with a post, a channel, a team
-    shop_owner_email = owner_email(shop)
+    shop_owner_email = email_of_owner(shop)
     before = _snapshot(shop.id)
     client.log_in(agency_owner.email, PASSWORD)
     assert client.get(f"/w/{shop.slug}/calendar").status_code == 404
