@@ -37,6 +37,7 @@ ACTIONS = {
     "workspace.agency.set_mode": "Changed a client's mode",
     "workspace.agency.end": "Stopped managing a client",
     "workspace.agency.invite_existing": "Invited a business to be managed",
+    "workspace.channels.send_connect_link": "Sent a link to connect an account",
 }
 
 

@@ -2,7 +2,7 @@
 
 from billing.models import StripeEvent, Subscription
 from saas.approvals.models import ApprovalDecision, ApprovalPolicy, ApprovalRequest, PostComment, ReviewLink
-from saas.channels.models import Channel, MastodonApp, NetworkPause
+from saas.channels.models import Channel, ConnectLink, MastodonApp, NetworkPause
 from saas.media.models import MediaItem
 from saas.notifications.models import Notification
 from saas.posts.ical import CalendarFeed
@@ -29,6 +29,7 @@ __all__ = [
     "ReviewLink",
     "CalendarFeed",
     "Channel",
+    "ConnectLink",
     "Invitation",
     "ManagementInvitation",
     "MastodonApp",

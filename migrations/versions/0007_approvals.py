@@ -1,9 +1,10 @@
 """approvals and agency access: per-workspace approval policy, requests bound to a post revision, decisions,
-comments, review links; staff assignments to clients, the audit log, the client mode, management invitations
+comments, review links; staff assignments to clients, the audit log, the client mode, management invitations,
+client connect links
 
 Revision ID: 0007
 Revises: 0006
-Create Date: 2026-11-26 04:55:31.834874
+Create Date: 2026-11-26 04:56:48.255747
 
 """
 
@@ -71,6 +72,27 @@ def upgrade() -> None:
     )
     op.create_index("ix_audit_entries_tenant_created", "audit_entries", ["tenant_id", "created_at"], unique=False)
     op.create_index(op.f("ix_audit_entries_tenant_id"), "audit_entries", ["tenant_id"], unique=False)
+    op.create_table(
+        "connect_links",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("email", sa.String(length=254), nullable=False),
+        sa.Column("created_by_id", sa.Integer(), nullable=True),
+        sa.Column("created_at", sa.DateTime(timezone=True), server_default=sa.text("now()"), nullable=False),
+        sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("used_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("tenant_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"], ["users.id"], name=op.f("fk_connect_links_created_by_id_users"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(
+            ["tenant_id"], ["tenants.id"], name=op.f("fk_connect_links_tenant_id_tenants"), ondelete="CASCADE"
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_connect_links")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_connect_links_token_hash")),
+    )
+    op.create_index("ix_connect_links_tenant_created", "connect_links", ["tenant_id", "created_at"], unique=False)
+    op.create_index(op.f("ix_connect_links_tenant_id"), "connect_links", ["tenant_id"], unique=False)
     op.create_table(
         "management_invitations",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -325,6 +347,9 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_management_invitations_tenant_id"), table_name="management_invitations")
     op.drop_index("ix_management_invitations_tenant_created", table_name="management_invitations")
     op.drop_table("management_invitations")
+    op.drop_index(op.f("ix_connect_links_tenant_id"), table_name="connect_links")
+    op.drop_index("ix_connect_links_tenant_created", table_name="connect_links")
+    op.drop_table("connect_links")
     op.drop_index(op.f("ix_audit_entries_tenant_id"), table_name="audit_entries")
     op.drop_index("ix_audit_entries_tenant_created", table_name="audit_entries")
     op.drop_table("audit_entries")

@@ -81,3 +81,19 @@ class MastodonApp(Base):
     client_id: so.Mapped[str] = so.mapped_column(sa.String(255))
     client_secret_sealed: so.Mapped[str] = so.mapped_column(sa.Text)
     created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())
+
+
+class ConnectLink(TenantScoped, Base):
+    """A link the agency emails so the client connects its own account to this workspace without sharing a
+    password. Only the digest of its secret is stored; it expires and works once."""
+
+    __tablename__ = "connect_links"
+    __table_args__ = (sa.Index("ix_connect_links_tenant_created", "tenant_id", "created_at"),)
+
+    id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    token_hash: so.Mapped[str] = so.mapped_column(sa.String(64), unique=True)
+    email: so.Mapped[str] = so.mapped_column(sa.String(254))
+    created_by_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())
+    expires_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True))
+    used_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))

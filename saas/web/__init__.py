@@ -16,13 +16,26 @@ from tenants import service as tenant_service
 
 def init_app(app: Flask) -> None:
     from saas.sandbox import views as sandbox_views
-    from saas.web import account, agency, auth, billing, channels, feeds, health, invitations, review, workspace
+    from saas.web import (
+        account,
+        agency,
+        auth,
+        billing,
+        channels,
+        connect_links,
+        feeds,
+        health,
+        invitations,
+        review,
+        workspace,
+    )
 
     app.jinja_env.add_extension("jinja2.ext.do")
     for module in (auth, account, invitations, review, workspace, health, sandbox_views, feeds):
         app.register_blueprint(module.bp)
     app.register_blueprint(channels.callbacks)
     app.register_blueprint(agency.invitations_bp)
+    app.register_blueprint(connect_links.bp)
     billing.init_app(app)
 
     @app.template_filter("localtime")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import (
@@ -16,19 +17,21 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import login_required
+from flask_login import current_user, login_required
 
 from publishers.errors import PublisherError
-from saas import db
+from saas import db, mail
 from saas.channels import bluesky as bluesky_connect
+from saas.channels import connect_links, service
 from saas.channels import mastodon as mastodon_connect
 from saas.channels import oauth as oauth_connect
-from saas.channels import service
 from saas.channels.models import Channel
 from saas.sandbox import connect as sandbox_connect
 from saas.security import TEAM_MANAGERS, require_role
+from saas.web import connect_links as connect_link_views
 from saas.web.forms import BlueskyConnectForm, ConfirmForm, MastodonConnectForm
 from saas.web.offsite import continue_to
+from tenants.models import Role
 
 bp = Blueprint("channels", __name__, url_prefix="/channels")
 # Mastodon registers one redirect URI per instance for every workspace, so the instance sends people
@@ -251,8 +254,42 @@ def oauth_pick() -> Any:
 
 
 @callbacks.get("/channels/oauth/callback")
-@login_required
 def oauth_callback() -> Any:
-    """One redirect URI per network app for every workspace: forward to the workspace that started the sign-in."""
+    """One redirect URI per network app for every workspace: forward to the workspace that started the sign-in,
+    or to the connect link it was started from (no login there: the link is the permission)."""
     pending = oauth_connect.Pending.from_session(session.get(PENDING_OAUTH))
+    link_token = session.get(connect_link_views.STARTED_FROM)
+    if pending is not None and link_token:
+        args = {k: v for k, v in request.args.items() if k in ("code", "state", "error")}
+        return redirect(url_for("connect_links.finish", token=link_token, **args))
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
     return _forward_callback(PENDING_OAUTH, pending.workspace if pending else None, "oauth_finish", "The channel")
+
+
+@bp.post("/connect-link")
+@require_role(Role.OWNER, Role.ADMIN, Role.EDITOR)
+def send_connect_link() -> Any:
+    """Email a link through which the client connects its own account here: no password changes hands."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    now = datetime.now(UTC)
+    try:
+        raw = connect_links.create(db.session(), request.form.get("email", ""), current_user.id, now)
+    except connect_links.LinkProblem as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("workspace.channels.index"))
+    address = request.form.get("email", "").strip().lower()
+    mail.send(
+        address,
+        f"Connect your account to {g.workspace.name}",
+        "connect_link",
+        sender=g.workspace.agency_name or current_user.name,
+        workspace=g.workspace.name,
+        link=mail.link("connect_links.page", token=raw),
+        expires_at=now + connect_links.LIFETIME,
+    )
+    db.session.commit()
+    flash(f"Sent a connect link to {address}. It works once, for 7 days.", "success")
+    return redirect(url_for("workspace.channels.index"))

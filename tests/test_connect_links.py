@@ -1,0 +1,72 @@
+"""The client connects its own account through a link the agency emailed: no login, no password shared,
+for that workspace only, once, until it expires."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import httpx
+import sqlalchemy as sa
+
+from saas.channels.models import ConnectLink
+from tenants import tenant_session
+from tenants.models import TenantKind
+from tests.factories import PASSWORD, app_context, make_tenant, make_user, make_workspace
+from tests.test_oauth_connect import channels_of, x  # noqa: F401  (the X fake fixture)
+
+CLIENT_EMAIL = "owner@bluebell.example"
+
+
+def send_link(client, tenant) -> None:
+    page = f"/w/{tenant.slug}/channels"
+    sent = client.submit(f"{page}/connect-link", {"email": CLIENT_EMAIL}, page=page)
+    assert f"Sent a connect link to {CLIENT_EMAIL}" in client.get(sent.location).get_data(as_text=True)
+
+
+def sign_in_through(visitor, link: str) -> str:
+    """Open the link, connect X, approve on X: returns where our callback sends the browser."""
+    assert "Connect X" in visitor.get(link).get_data(as_text=True)
+    started = visitor.submit(f"{link}/start", {"network": "x"}, page=link)
+    assert started.status_code == 200, started.get_data(as_text=True)
+    answer = httpx.get(started.headers["Refresh"].removeprefix("0; url="))
+    back = urlsplit(answer.headers["location"])
+    params = {k: v[0] for k, v in parse_qs(back.query).items()}
+    forwarded = visitor.get(f"{back.path}?{urlencode(params)}")
+    assert forwarded.status_code == 302
+    return forwarded.headers["Location"]
+
+
+def test_client_connects_its_account_through_the_link_once(client, make_client, outbox, x):  # noqa: F811
+    agency, agency_owner = make_workspace(name="Northwind Social", kind=TenantKind.AGENCY)
+    bluebell = make_tenant("Bluebell Bakery", kind=TenantKind.CLIENT, managed_by=agency, owner=make_user())
+    elsewhere, _ = make_workspace(name="Elsewhere")
+    client.log_in(agency_owner.email, PASSWORD)
+    send_link(client, bluebell)
+    link = outbox.link_in_last(CLIENT_EMAIL)
+    assert "Northwind Social asks you to connect" in outbox.last_to(CLIENT_EMAIL).get_content()
+
+    visitor = make_client()  # no account, not logged in
+    done = visitor.get(sign_in_through(visitor, link))
+
+    assert done.status_code == 200
+    assert "Connected @bluebell on X to Bluebell Bakery" in done.get_data(as_text=True)
+    assert [(c.network, c.handle) for c in channels_of(bluebell)] == [("x", "bluebell")]
+    assert channels_of(elsewhere) == []
+    again = visitor.get(link)
+    assert again.status_code == 404 and "already been used" in again.get_data(as_text=True)
+
+
+def test_expired_or_tampered_links_are_refused(client, make_client, outbox):
+    tenant, owner = make_workspace(name="Bluebell Bakery")
+    client.log_in(owner.email, PASSWORD)
+    send_link(client, tenant)
+    link = outbox.link_in_last(CLIENT_EMAIL)
+    visitor = make_client()
+    assert visitor.get(link[:-2] + "xx").status_code == 404
+    assert visitor.submit(f"{link[:-2]}xx/start", {"network": "x"}, page="/login").status_code == 404
+    with app_context(), tenant_session(tenant.id) as session:
+        session.execute(sa.update(ConnectLink).values(expires_at=sa.func.now()))
+        session.commit()
+    expired = visitor.get(link)
+    assert expired.status_code == 404 and "expired" in expired.get_data(as_text=True)
+    assert channels_of(tenant) == []
