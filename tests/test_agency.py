@@ -223,3 +223,27 @@ def test_a_direct_workspace_owner_accepts_an_agencys_invitation_and_keeps_everyt
         )
     assert owner.get(link).status_code == 404  # works once
     assert owner.get(link[:-2] + "xx").status_code == 404
+
+
+def test_internal_comments_in_a_client_are_for_the_agency_only(client, make_client, outbox):
+    agency, agency_owner, staff = agency_with_staff()
+    victim, ids = _victim(kind=TenantKind.CLIENT, managed_by=agency)
+    assign(make_client(), agency_owner, agency, victim, staff)
+    client.log_in(staff.email, PASSWORD)
+    page = f"/w/{victim.slug}/posts/{ids['post_id']}"
+    owner = email_of_owner(victim)
+    handle = owner.split("@")[0]
+    comments = f"/w/{victim.slug}/approvals/posts/{ids['post_id']}/comments"
+    client.submit(comments, {"body": f"@{handle} internal price check", "internal": "y"}, page=page)
+    client.submit(comments, {"body": f"@{handle} shared question"}, page=page)
+    assert "internal price check" in client.get(page).get_data(as_text=True)
+
+    as_owner = make_client()
+    as_owner.log_in(owner, PASSWORD)
+    seen = as_owner.get(page).get_data(as_text=True)
+    assert "shared question" in seen and "internal price check" not in seen
+    told = [m.get_content() for m in outbox.to(owner) if "mentioned you" in m["Subject"]]
+    assert len(told) == 1 and "shared question" in told[0]
+    # The client's own team cannot mark a comment internal: it is shared with the agency anyway.
+    as_owner.submit(comments, {"body": "Client note", "internal": "y"}, page=page)
+    assert "Client note" in client.get(page).get_data(as_text=True)

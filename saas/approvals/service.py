@@ -32,7 +32,7 @@ from saas.approvals.models import (
 from saas.notifications.service import notify
 from saas.posts.models import Post, PostState
 from tenants import agency, tokens
-from tenants.models import Membership, Role, Tenant, User
+from tenants.models import Membership, Role, Tenant, TenantKind, User
 from tenants.scoping import bound_tenant_id
 
 OPEN = (RequestStatus.PENDING, RequestStatus.CHANGES_REQUESTED)
@@ -539,22 +539,45 @@ def add_comment(
     session.flush()
     handles = {m.lower() for m in MENTION.findall(body)}
     if handles:
-        members = session.execute(sa.select(Membership.user_id, Membership.role, User.email).join(User)).all()
-        mentioned = [
-            user_id
-            for user_id, role, email in members
-            if email.split("@")[0].lower() in handles and (not internal or role in TEAM_ROLES)
-        ]
+        readers = _internal_readers(session) if internal else _all_readers(session)
         notify(
             session,
             tenant_id=post.tenant_id,
-            user_ids=[u for u in mentioned if u != author.id],
+            user_ids=[
+                u.id
+                for u in session.execute(sa.select(User.id, User.email).where(User.id.in_(readers)))
+                if u.email.split("@")[0].lower() in handles and u.id != author.id
+            ],
             event_key=f"mention:{comment.id}",
             title=f"{author.name} mentioned you on a post",
             body=body,
             link=mail.link("workspace.posts.detail", slug=_slug(session), post_id=post_id),
         )
     return comment
+
+
+def _all_readers(session: so.Session) -> set[int]:
+    tenant_id = bound_tenant_id(session)
+    assert tenant_id is not None
+    return set(session.scalars(sa.select(Membership.user_id))) | set(agency.staff_for_client(tenant_id))
+
+
+def _internal_readers(session: so.Session) -> set[int]:
+    """Who reads internal comments: in a client an agency manages, only the agency's people; elsewhere the team
+    that drafts (owners, admins, editors), never reviewers, viewers or review links."""
+    tenant_id = bound_tenant_id(session)
+    assert tenant_id is not None
+    staff = agency.staff_for_client(tenant_id)
+    if staff:
+        return set(staff)
+    return set(session.scalars(sa.select(Membership.user_id).where(Membership.role.in_(TEAM_ROLES))))
+
+
+def sees_internal(tenant_kind: TenantKind, role: Role, acting_for_client: bool) -> bool:
+    """Whether this reader sees internal comments (the rule of `_internal_readers`, for the request's reader)."""
+    if tenant_kind is TenantKind.CLIENT:
+        return acting_for_client
+    return role in TEAM_ROLES
 
 
 # Who sees internal comments: the people who draft and schedule (never reviewers, viewers or review links).

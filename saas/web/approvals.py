@@ -46,12 +46,16 @@ def panel(post: Post) -> dict[str, Any]:
         "open": request_,
         "history": approvals.history(session, post.id),
         "links": approvals.links(session, post.id) if team else [],
-        "comments": approvals.comments(session, post.id, include_internal=team),
+        "comments": approvals.comments(session, post.id, include_internal=_sees_internal()),
         "may_decide": approvals.may_decide(session, request_, current_user.id),
         "may_submit": team and mode is not ApprovalMode.NONE and request_ is None and post.state.value != "draft",
-        "sees_internal": team,
+        "sees_internal": _sees_internal(),
         "now": approvals.utcnow(),
     }
+
+
+def _sees_internal() -> bool:
+    return approvals.sees_internal(g.workspace.kind, g.workspace.role, g.workspace.acting_for_client)
 
 
 def _back(post_id: int) -> Any:
@@ -164,7 +168,7 @@ def bulk() -> Any:
 @bp.post("/posts/<int:post_id>/comments")
 def comment(post_id: int) -> Any:
     _checked()
-    team = g.workspace.role in approvals.TEAM_ROLES
+    team = _sees_internal()
     parent = request.form.get("parent_id", "")
     try:
         approvals.add_comment(
