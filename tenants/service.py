@@ -11,7 +11,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 
 from tenants import agency, tokens
-from tenants.models import ClientMode, Invitation, Membership, Role, Tenant, TenantKind, User
+from tenants.models import ClientMode, Invitation, Membership, Role, StaffAssignment, Tenant, TenantKind, User
 from tenants.scoping import bind_tenant, bound_tenant_id, system_session
 
 INVITATION_LIFETIME = timedelta(days=7)
@@ -114,7 +114,42 @@ def workspaces_of(user_id: int) -> list[Workspace]:
             .where(Membership.user_id == user_id)
             .order_by(sa.func.lower(Tenant.name))
         ).all()
-    return [_workspace(tenant, role) for tenant, role in rows]
+        # Plus the clients the user works in for an agency, in two statements however many there are
+        # (this list is on every page): the rule is tenants.agency.agency_role_in_client's.
+        agency_roles = {tenant.id: (tenant.name, role) for tenant, role in rows if tenant.kind is TenantKind.AGENCY}
+        own = {tenant.id for tenant, _ in rows}
+        clients = session.scalars(
+            sa.select(Tenant)
+            .where(Tenant.managed_by_id.in_(agency_roles), Tenant.id.not_in(own))
+            .order_by(sa.func.lower(Tenant.name))
+        ).all()
+        assigned = set(
+            session.scalars(
+                sa.select(StaffAssignment.client_id).where(
+                    StaffAssignment.user_id == user_id, StaffAssignment.tenant_id.in_(agency_roles)
+                )
+            )
+        )
+        reachable = []
+        for client in clients:
+            assert client.managed_by_id is not None
+            agency_name, agency_role = agency_roles[client.managed_by_id]
+            if agency_role.manages_team or client.id in assigned:
+                role = agency.CLIENT_ROLE_OF_AGENCY_ROLE[agency_role]
+                reachable.append(
+                    Workspace(
+                        client.id,
+                        client.slug,
+                        client.name,
+                        client.kind,
+                        client.timezone,
+                        role,
+                        client.managed_by_id,
+                        agency_name,
+                        _is_managed(client),
+                    )
+                )
+    return [_workspace(tenant, role) for tenant, role in rows] + reachable
 
 
 def find_workspace(user_id: int, slug: str) -> Workspace | None:

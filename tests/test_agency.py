@@ -247,3 +247,14 @@ def test_internal_comments_in_a_client_are_for_the_agency_only(client, make_clie
     # The client's own team cannot mark a comment internal: it is shared with the agency anyway.
     as_owner.submit(comments, {"body": "Client note", "internal": "y"}, page=page)
     assert "Client note" in client.get(page).get_data(as_text=True)
+
+
+def test_workspace_list_shows_the_clients_a_staff_member_works_in(client, make_client):
+    agency, agency_owner, staff = agency_with_staff()
+    bluebell = make_tenant("Bluebell Bakery", kind=TenantKind.CLIENT, managed_by=agency)
+    make_tenant("Harbor Dental", kind=TenantKind.CLIENT, managed_by=agency)
+    assign(make_client(), agency_owner, agency, bluebell, staff)
+    client.log_in(staff.email, PASSWORD)
+    page = client.get("/account/workspaces").get_data(as_text=True)
+    assert "Bluebell Bakery" in page and "as Northwind Social" in page
+    assert "Harbor Dental" not in page

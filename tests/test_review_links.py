@@ -165,3 +165,30 @@ def test_stale_revision_from_an_open_page_is_refused(client, outbox, review):
     response = client.submit(f"{link}/posts/{post_id}", {"action": "approve", "revision": "0"})
     assert "edited after you opened it" in client.get(response.location).get_data(as_text=True)
     assert state_of(tenant, post_id) is PostState.IN_REVIEW
+
+
+def test_link_of_an_earlier_step_shows_no_decision_once_the_step_is_done(client, outbox):
+    tenant, owner = make_workspace()
+    first, second = make_user("first@bluebell.example"), make_user("second@bluebell.example")
+    for person in (first, second):
+        add_member(tenant, person, Role.REVIEWER)
+    channel_id = with_policy_and_channel(
+        tenant, ApprovalMode.REQUIRED, approvals.Step("Agency review", StepRule.ANY, user_ids=(first.id,)), "a-3"
+    )
+    with app_context(), tenant_session(tenant.id) as session:
+        approvals.set_policy(
+            session,
+            ApprovalMode.REQUIRED,
+            [
+                approvals.Step("Agency review", StepRule.ANY, user_ids=(first.id,)),
+                approvals.Step("Client approval", StepRule.ANY, user_ids=(second.id,)),
+            ],
+        )
+        session.commit()
+    post_id = schedule(tenant, owner, channel_id, "Two-step post")
+    link = first_link(outbox, "first@bluebell.example")
+    client.submit(f"{link}/posts/{post_id}", {"action": "approve", "revision": "1"})
+
+    page = client.get(link).get_data(as_text=True)
+    assert "Nothing for you to decide at this step" in page and 'value="approve"' not in page
+    assert 'value="approve"' in client.get(first_link(outbox, "second@bluebell.example")).get_data(as_text=True)

@@ -43,10 +43,18 @@ def page(token: str) -> Any:
         )
     )
     requests = {p.id: approvals.open_request(session, p.id) for p in posts}
+    # The form only where this reviewer decides the step under way (an earlier step's approver just watches).
+    deciding = {p.id for p in posts if approvals.may_decide(session, requests[p.id], grant.user_id)}
     shared = {p.id: approvals.comments(session, p.id, include_internal=False) for p in posts}
     tenant = session.get(Tenant, grant.tenant_id)
     return render_template(
-        "review/page.html", token=token, posts=posts, requests=requests, comments=shared, tenant=tenant
+        "review/page.html",
+        token=token,
+        posts=posts,
+        requests=requests,
+        comments=shared,
+        tenant=tenant,
+        deciding=deciding,
     )
 
 
