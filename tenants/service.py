@@ -136,19 +136,7 @@ def workspaces_of(user_id: int) -> list[Workspace]:
             agency_name, agency_role = agency_roles[client.managed_by_id]
             if agency_role.manages_team or client.id in assigned:
                 role = agency.CLIENT_ROLE_OF_AGENCY_ROLE[agency_role]
-                reachable.append(
-                    Workspace(
-                        client.id,
-                        client.slug,
-                        client.name,
-                        client.kind,
-                        client.timezone,
-                        role,
-                        client.managed_by_id,
-                        agency_name,
-                        _is_managed(client),
-                    )
-                )
+                reachable.append(_client_workspace(client, role, agency_name))
     return [_workspace(tenant, role) for tenant, role in rows] + reachable
 
 
@@ -170,22 +158,27 @@ def find_workspace(user_id: int, slug: str) -> Workspace | None:
         if client is None or role is None:
             return None
         agency_name = session.scalar(sa.select(Tenant.name).where(Tenant.id == client.managed_by_id))
-        return Workspace(
-            client.id,
-            client.slug,
-            client.name,
-            client.kind,
-            client.timezone,
-            role,
-            client.managed_by_id,
-            agency_name,
-            _is_managed(client),
-        )
+        return _client_workspace(client, role, agency_name or "")
 
 
 def _workspace(tenant: Tenant, role: Role) -> Workspace:
     return Workspace(
         tenant.id, tenant.slug, tenant.name, tenant.kind, tenant.timezone, role, managed=_is_managed(tenant)
+    )
+
+
+def _client_workspace(client: Tenant, role: Role, agency_name: str) -> Workspace:
+    """A managed client as its agency's staff enter it: with the agency named for the banner and the audit log."""
+    return Workspace(
+        client.id,
+        client.slug,
+        client.name,
+        client.kind,
+        client.timezone,
+        role,
+        client.managed_by_id,
+        agency_name,
+        _is_managed(client),
     )
 
 
