@@ -87,3 +87,19 @@ def test_revoking_a_review_link_from_the_post_page(client, outbox):
     assert client.get(link).status_code == 404
     with app_context(), tenant_session(tenant.id) as session:
         assert session.get(Post, post_id).state is PostState.IN_REVIEW
+
+
+def test_queue_sends_several_back_with_one_comment_and_refuses_without_one(client, outbox):
+    tenant, owner, reviewer, channel_id = workspace_with_reviewer(REVIEWER)
+    ids = [schedule(tenant, owner, channel_id, f"Batch {n}") for n in range(2)]
+    client.log_in(REVIEWER, PASSWORD)
+    queue = f"/w/{tenant.slug}/approvals"
+    form = {"action": "request-changes", "post_id": [str(i) for i in ids], **{f"revision-{i}": "1" for i in ids}}
+
+    refused = client.submit(f"{queue}/bulk", form, page=queue)
+    assert "Say what should change" in client.get(refused.location).get_data(as_text=True)
+    assert [state_of(tenant, i) for i in ids] == [PostState.IN_REVIEW] * 2
+
+    done = client.submit(f"{queue}/bulk", form | {"comment": "Use the spring photos"}, page=queue)
+    assert "Sent back: 2 posts" in client.get(done.location).get_data(as_text=True)
+    assert [state_of(tenant, i) for i in ids] == [PostState.CHANGES_REQUESTED] * 2
