@@ -73,6 +73,9 @@ class Media:
     source: str
     mime_type: str = ""  # empty: guessed from the source's name
     alt: str = ""
+    # Where the network itself can download the file, for networks that fetch media (Meta): a
+    # signed, expiring address on our site when the file lives in our media library.
+    public_url: str | None = None
 
     @property
     def is_video(self) -> bool:

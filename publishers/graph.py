@@ -351,7 +351,8 @@ def _object(response: httpx.Response) -> dict[str, Any]:
 
 
 def public_url(item: Media, network: str) -> str:
-    """Meta fetches media itself from a public URL: a local file cannot be posted."""
-    if not item.source.startswith(("https://", "http://")):
-        raise InvalidPost(f"{network} fetches media from a public web address; {item.source!r} is not one.")
-    return item.source
+    """Meta fetches media itself from a public URL: a local file without one cannot be posted."""
+    address = item.public_url or item.source
+    if not address.startswith(("https://", "http://")):
+        raise InvalidPost(f"{network} fetches media from a public web address; {address!r} is not one.")
+    return address

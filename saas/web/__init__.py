@@ -16,12 +16,13 @@ from tenants import service as tenant_service
 
 def init_app(app: Flask) -> None:
     from saas.sandbox import views as sandbox_views
-    from saas.web import account, auth, billing, channels, feeds, health, invitations, workspace
+    from saas.web import account, auth, billing, channels, feeds, health, invitations, media, workspace
 
     app.jinja_env.add_extension("jinja2.ext.do")
     for module in (auth, account, invitations, workspace, health, sandbox_views, feeds):
         app.register_blueprint(module.bp)
     app.register_blueprint(channels.callbacks)
+    app.register_blueprint(media.public)
     billing.init_app(app)
 
     @app.template_filter("localtime")

@@ -423,6 +423,41 @@ def test_instagram_publishes_an_image_and_keeps_its_container(pipeline, instagra
     assert target.checkpoints[f"{target.idempotency_key}:container:0"] == post.container
 
 
+def test_instagram_publishes_a_library_image_it_downloads_from_our_signed_address(app, pipeline, instagram):
+    from saas.media import service as media_service
+    from saas.posts import service as post_service
+    from tests.live_server import serving
+    from tests.test_media_links import jpeg
+
+    tenant, owner = make_workspace()
+    channel = connect_instagram(tenant, instagram, "harbor.dental")
+    with app_context(), tenant_session(tenant.id) as session:
+        item = media_service.upload(session, filename="smile.jpg", data=jpeg(), alt="A smile", uploaded_by=owner.id)
+        post_service.schedule_post(
+            session,
+            author_id=owner.id,
+            text="Smile",
+            channel_ids=[channel.id],
+            schedule=post_service.Schedule(publish_now=True, local_time=None, timezone="UTC"),
+            extras=post_service.Extras(media_ids=(item.id,)),
+        )
+        session.commit()
+
+    previous = app.config["PUBLIC_BASE_URL"]
+    with serving(app) as base:  # Instagram downloads the image from us, as Meta does
+        app.config["PUBLIC_BASE_URL"] = base
+        try:
+            pipeline.run_once()
+        finally:
+            app.config["PUBLIC_BASE_URL"] = previous
+
+    [target] = pipeline.targets(tenant)
+    assert target.state is TargetState.PUBLISHED, target.last_error
+    [created] = [e for e in instagram.journal.entries("POST") if e.path.endswith("/media")]
+    assert created.body["image_url"].startswith(f"{base}/m/")
+    assert len(instagram.posts()) == 1
+
+
 def test_instagram_commit_then_drop_reads_the_stored_container_and_posts_once(pipeline, instagram, media_host):
     tenant, owner = make_workspace()
     channel = connect_instagram(tenant, instagram, "dropped")
