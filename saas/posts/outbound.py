@@ -26,6 +26,8 @@ def outbound_post(target: PostTarget) -> OutboundPost:
         content_warning=post.content_warning or None,
         visibility=_visibility(post.visibility),
         language=post.language or None,
+        # Every adapter gets it; only those whose network takes a first comment send it (the others have threads).
+        first_comment=post.first_comment or None,
     )
 
 
