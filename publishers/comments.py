@@ -52,17 +52,22 @@ def add_first_comment(
             return dataclasses.replace(
                 result,
                 note=(
-                    f"The post is live, but {network} did not confirm its first comment ({exc.message}) and we "
+                    f"The post is live, but {network} did not confirm its first comment ({_bare(exc)}) and we "
                     "could not find it under the post. Check the post and add the comment by hand if it is missing."
                 ),
             )
     except PublisherError as exc:
         return dataclasses.replace(
             result,
-            note=f"The post is live, but its first comment was not added ({exc.message}). Add it on {network} by hand.",
+            note=f"The post is live, but its first comment was not added ({_bare(exc)}). Add it on {network} by hand.",
         )
     checkpoints.put(CHECKPOINT, comment_id)
     return result
+
+
+def _bare(error: PublisherError) -> str:
+    """The error's message to sit inside a sentence: without its closing full stop."""
+    return error.message.rstrip(". ")
 
 
 def _find_quietly(find: Callable[[str], str | None], text: str) -> str | None:

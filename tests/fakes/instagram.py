@@ -74,11 +74,7 @@ class FakeInstagram(FacebookLoginFake, ContainerFake):
     def route(self, request: FakeRequest, path: str, account: str) -> FakeResponse:
         if path == "/me/accounts":
             return self.my_pages(account)
-        answered = self.container_route(request, path, account)
-        if answered is not None:
-            return answered
         parts = path.strip("/").split("/")
-        accounts = self._accounts()
         if len(parts) == 2 and parts[1] == "comments" and parts[0] in self.published:
             post = self.published[parts[0]]
             if post.deleted:
@@ -86,6 +82,10 @@ class FakeInstagram(FacebookLoginFake, ContainerFake):
             if not self.may_act_for(account, post.owner):
                 return graph_error(403, "(#10) The user must be an administrator of this account.", 10)
             return self.comment_route(request, post.id, post.owner)
+        answered = self.container_route(request, path, account)
+        if answered is not None:
+            return answered
+        accounts = self._accounts()
         if len(parts) == 1 and parts[0] in accounts and request.method == "GET":
             username = accounts[parts[0]][0]
             return json_response(200, {"id": parts[0], "username": username, "name": username.title()})
