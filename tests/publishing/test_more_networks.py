@@ -750,3 +750,30 @@ def test_instagram_retry_after_the_post_went_live_comments_once(pipeline, instag
     [target] = pipeline.targets(tenant)
     assert target.state is TargetState.PUBLISHED and target.last_error is None
     assert len(instagram.posts()) == 1 and [c.text for c in instagram.comments_on()] == ["Recipe in bio"]
+
+
+def test_linkedin_post_adopted_from_the_duplicate_error_says_its_comment_was_not_sent(pipeline, linkedin):
+    tenant, owner = make_workspace()
+    channel = connect_linkedin(tenant, linkedin, "dropped")
+    linkedin.controls.add_fault("commit_then_drop", method="POST", path="/rest/posts")
+    schedule_with_comment(tenant, owner, channel, "Lost in the post", "Order ahead")
+
+    pipeline.run_once()
+    retry_now(pipeline, tenant)
+
+    [target] = pipeline.targets(tenant)
+    assert target.state is TargetState.PUBLISHED and len(linkedin.posts()) == 1
+    assert linkedin.comments_on() == []
+    assert "not sent again" in target.last_error
+
+
+def test_a_network_without_first_comments_publishes_the_post_alone(pipeline, x):
+    tenant, owner = make_workspace()
+    channel = connect_x(tenant, x, "bluebell")
+    schedule_with_comment(tenant, owner, channel, "Rye today", "Order ahead")
+
+    pipeline.run_once()
+
+    [target] = pipeline.targets(tenant)
+    assert target.state is TargetState.PUBLISHED and target.last_error is None
+    assert [p.text for p in x.posts()] == ["Rye today"]  # no reply invented in its place
