@@ -18,7 +18,7 @@ import dataclasses
 from collections.abc import Callable
 
 from publishers.base import Checkpoints, PublishResult
-from publishers.errors import OutcomeUnknown, PublisherError
+from publishers.errors import OutcomeUnknown, PublisherError, RateLimited
 
 CHECKPOINT = "first_comment"
 
@@ -66,8 +66,10 @@ def add_first_comment(
 
 
 def _bare(error: PublisherError) -> str:
-    """The error's message to sit inside a sentence: without its closing full stop."""
-    return error.message.rstrip(". ")
+    """The error's message to sit inside a sentence, about the comment (the shared sorters speak of "the post")."""
+    if isinstance(error, RateLimited):
+        return "the network is limiting this account right now"  # its "waiting until" is not true of a comment
+    return error.message.replace("refused the post", "refused the comment").rstrip(". ")
 
 
 def _find_quietly(find: Callable[[str], str | None], text: str) -> str | None:

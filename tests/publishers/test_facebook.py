@@ -166,6 +166,25 @@ def test_a_comment_whose_answer_is_lost_is_read_back_not_sent_again(publisher, f
     assert len(fake.posts()) == 1
 
 
+def test_a_throttled_comment_is_noted_without_a_wait_that_no_one_keeps(publisher, fake):
+    credentials = page_credentials(fake)
+    fake.controls.add_fault(
+        "status",
+        method="POST",
+        path_suffix="/comments",
+        status=400,
+        body={"error": {"message": "(#32) Page request limit reached", "type": "OAuthException", "code": 32}},
+    )
+
+    result = publisher.publish(OutboundPost("Open at 7", first_comment="Order ahead"), credentials, "k1")
+
+    assert len(fake.posts()) == 1 and fake.comments_on() == []
+    assert result.note == (
+        "The post is live, but its first comment was not added (the network is limiting this account right now). "
+        "Add it on Facebook by hand."
+    )
+
+
 def test_a_refused_comment_leaves_the_post_published_with_a_note(publisher, fake):
     credentials = page_credentials(fake)
     page_id = credentials.extra["page_id"]

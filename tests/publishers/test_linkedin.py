@@ -220,6 +220,6 @@ def test_a_refused_comment_leaves_the_post_published_with_a_note(publisher, fake
     [post] = fake.posts()
     assert result.remote_id == post.urn and fake.comments_on() == []
     assert result.note == (
-        "The post is live, but its first comment was not added (LinkedIn refused the post: Comment text is invalid). "
-        "Add it on LinkedIn by hand."
+        "The post is live, but its first comment was not added "
+        "(LinkedIn refused the comment: Comment text is invalid). Add it on LinkedIn by hand."
     )
