@@ -33,6 +33,8 @@ class Capabilities:
     max_image_bytes: int = 5 * 1024 * 1024
     max_video_bytes: int = 512 * 1024 * 1024
     supports_threads: bool = False
+    # The publishing account may comment on its own post right after publishing it (Facebook, Instagram, LinkedIn).
+    supports_first_comment: bool = False
     supports_delete: bool = True
     publish_is_async: bool = False  # publish() may return pending → check_status()
     idempotency: IdempotencyMechanism = "readback"
@@ -73,6 +75,9 @@ class Media:
     source: str
     mime_type: str = ""  # empty: guessed from the source's name
     alt: str = ""
+    # Where the network itself can download the file, for networks that fetch media (Meta): a
+    # signed, expiring address on our site when the file lives in our media library.
+    public_url: str | None = None
 
     @property
     def is_video(self) -> bool:
@@ -98,6 +103,8 @@ class OutboundPost:
     content_warning: str | None = None
     visibility: Visibility | None = None  # None: the account's default
     language: str | None = None  # ISO 639-1
+    # Commented by the account under the post once it is live; only where `supports_first_comment`.
+    first_comment: str | None = None
 
     @property
     def attachments(self) -> tuple[Media, ...]:
@@ -115,6 +122,8 @@ class PublishResult:
     remote_id: str
     url: str | None
     published_at: datetime | None = None
+    # Something the user should know although the post is live (its first comment failed), in their words.
+    note: str | None = None
 
 
 class Publisher(abc.ABC):

@@ -11,7 +11,8 @@ about two years.
 
 Publish: text to `/{page}/feed`; photos uploaded unpublished (`/{page}/photos`,
 multipart `source`, so local files work) then attached to one feed post.
-Delete: `DELETE /{post}`.
+Delete: `DELETE /{post}`. A first comment (`publishers.comments`) goes to
+`POST /{post}/comments` as the Page once the feed post is live.
 
 Idempotency: none (error 506 only catches consecutive identical posts). After
 an unknown outcome the pipeline reads back `/{page}/published_posts` for this
@@ -32,20 +33,23 @@ from publishers import graph
 from publishers import media as media_files
 from publishers.base import (
     Capabilities,
+    Checkpoints,
     ConnectableAccount,
     Credentials,
-    OAuthPublisher,
     OutboundPost,
     Profile,
     PublishResult,
+    ResumablePublisher,
 )
 from publishers.capabilities import FACEBOOK_PAGES
+from publishers.comments import add_first_comment
 from publishers.errors import AuthRevoked, ConnectFailed, InvalidPost, PublisherError, TransientError
 from publishers.http import HttpClient, json_body, parse_time, timeout_from
 from publishers.oauth import client_fields, token_credentials
 
 DEFAULT_GRAPH_VERSION = "v24.0"
-PAGE_SCOPES = "pages_show_list,pages_manage_posts,pages_read_engagement"
+# pages_manage_engagement: the Page comments its own first comment (§5.1).
+PAGE_SCOPES = "pages_show_list,pages_manage_posts,pages_read_engagement,pages_manage_engagement"
 
 
 class FacebookLogin:
@@ -116,7 +120,7 @@ class FacebookLoginMixin:
         return self.login.exchange_code(redirect_uri, code)
 
 
-class FacebookPagesPublisher(FacebookLoginMixin, OAuthPublisher):
+class FacebookPagesPublisher(FacebookLoginMixin, ResumablePublisher):
     """Facebook Pages. The Page id and its token travel in the credentials."""
 
     capabilities: ClassVar[Capabilities] = FACEBOOK_PAGES
@@ -158,8 +162,12 @@ class FacebookPagesPublisher(FacebookLoginMixin, OAuthPublisher):
 
     # -- publish ---------------------------------------------------------------------------------------------------
 
-    def publish(self, post: OutboundPost, credentials: Credentials, idempotency_key: str) -> PublishResult:
-        """One feed post (photos uploaded unpublished first). Never call again after `OutcomeUnknown`."""
+    def publish_resumable(
+        self, post: OutboundPost, credentials: Credentials, idempotency_key: str, checkpoints: Checkpoints
+    ) -> PublishResult:
+        """One feed post (photos uploaded unpublished first), then its first comment. Never call again after
+        `OutcomeUnknown`. The checkpoints only remember the first comment: the feed post itself is found by
+        read-back after an unknown outcome."""
         page_id, token = _page(credentials), credentials.access_token
         fields: dict[str, str] = {"message": post.text, "published": "true"}
         photos = [self._upload_photo(page_id, token, item) for item in post.attachments]
@@ -172,7 +180,17 @@ class FacebookPagesPublisher(FacebookLoginMixin, OAuthPublisher):
         post_id = body.get("id") if isinstance(body, dict) else None
         if not post_id:
             raise TransientError("Facebook accepted a post but its answer did not say which post it made.")
-        return self._result(str(post_id), None)
+        page_post = str(post_id)
+        return add_first_comment(
+            self._result(page_post, None),
+            post.first_comment,
+            checkpoints,
+            network="Facebook",
+            send=lambda text: graph.send_comment(self._http, self.login.graph, token, page_post, text),
+            find=lambda text: graph.find_comment(
+                self._http, self.login.graph, token, page_post, text, page_id, "message"
+            ),
+        )
 
     def find_published(
         self, post: OutboundPost, credentials: Credentials, idempotency_key: str, since: datetime

@@ -30,6 +30,7 @@ from typing import Any, Literal
 import httpx
 
 from publishers.base import Checkpoints, Credentials, Media, OutboundPost, PublishResult, ThreadPart
+from publishers.comments import same_text
 from publishers.errors import (
     AuthExpired,
     AuthRevoked,
@@ -345,13 +346,49 @@ class ContainerFlow:
         return str(link) if link else None
 
 
+def send_comment(http: HttpClient, base: str, token: str, object_id: str, text: str) -> str:
+    """Comment on a post as the token's account (`POST /{id}/comments` with `message`); the comment's id."""
+    response = http.request("POST", f"{base}/{object_id}/comments", token=token, mutation=True, data={"message": text})
+    comment = _object(response).get("id")
+    if not comment:
+        raise OutcomeUnknown(f"{http.network} took the comment but did not say which comment it made.")
+    return str(comment)
+
+
+def find_comment(
+    http: HttpClient, base: str, token: str, object_id: str, text: str, author_id: str, text_field: str
+) -> str | None:
+    """Our comment with this text under a post, read back (`GET /{id}/comments`); None if it is not there.
+
+    Facebook names a comment's words `message`, Instagram `text`; both name the commenter in `from`.
+    """
+    response = http.request(
+        "GET",
+        f"{base}/{object_id}/comments",
+        token=token,
+        params={"fields": f"id,{text_field},from", "limit": "50"},
+    )
+    data = _object(response).get("data")
+    for item in data if isinstance(data, list) else []:
+        author = item.get("from") if isinstance(item, dict) else None
+        if (
+            isinstance(author, dict)
+            and str(author.get("id")) == author_id
+            and same_text(str(item.get(text_field) or ""), text)
+            and item.get("id")
+        ):
+            return str(item["id"])
+    return None
+
+
 def _object(response: httpx.Response) -> dict[str, Any]:
     body = json_body(response)
     return body if isinstance(body, dict) else {}
 
 
 def public_url(item: Media, network: str) -> str:
-    """Meta fetches media itself from a public URL: a local file cannot be posted."""
-    if not item.source.startswith(("https://", "http://")):
-        raise InvalidPost(f"{network} fetches media from a public web address; {item.source!r} is not one.")
-    return item.source
+    """Meta fetches media itself from a public URL: a local file without one cannot be posted."""
+    address = item.public_url or item.source
+    if not address.startswith(("https://", "http://")):
+        raise InvalidPost(f"{network} fetches media from a public web address; {address!r} is not one.")
+    return address

@@ -13,7 +13,8 @@ video (REELS), or a carousel of 2..10. Meta downloads the media itself, so a
 source must be a public URL. Media is required (validated when scheduling).
 The daily publishing quota is read from `content_publishing_limit` before each
 post; a spent quota is `RateLimited` until the rolling window frees a slot.
-Delete is not offered: the API cannot delete Instagram posts.
+Delete is not offered: the API cannot delete Instagram posts. A first comment
+(`publishers.comments`) goes to `POST /{ig-media-id}/comments` once the media is live.
 
 Settings: as Facebook ("client_id", "client_secret", "dialog_url", "graph_url",
 "version"), plus "refresh_margin_seconds", "media_poll_seconds", "media_wait_seconds".
@@ -39,12 +40,14 @@ from publishers.base import (
     ThreadPart,
 )
 from publishers.capabilities import INSTAGRAM
+from publishers.comments import add_first_comment
 from publishers.errors import AuthExpired, AuthRevoked, InvalidPost
 from publishers.facebook import FacebookLoginMixin
 from publishers.http import json_body
 from publishers.oauth import expires_soon
 
-SCOPES = "instagram_basic,instagram_content_publish,pages_show_list,pages_read_engagement"
+# instagram_manage_comments: the account comments its own first comment (§6.2).
+SCOPES = "instagram_basic,instagram_content_publish,instagram_manage_comments,pages_show_list,pages_read_engagement"
 API = graph.ContainerApi(
     network="Instagram",
     create_path="media",
@@ -121,8 +124,19 @@ class InstagramPublisher(FacebookLoginMixin, ResumablePublisher):
     ) -> PublishResult:
         if expires_soon(credentials, self._margin):
             raise AuthExpired("The Instagram token is about to expire; renewing it first.")
-        return self.flow.publish(
-            self.login.graph, _ig_user(credentials), post, credentials, checkpoints, _container, _child
+        ig_user, token = _ig_user(credentials), credentials.access_token
+        resumed = checkpoints.get("media:0") is not None  # published by an earlier attempt, which may have commented
+        result = self.flow.publish(self.login.graph, ig_user, post, credentials, checkpoints, _container, _child)
+        return add_first_comment(
+            result,
+            post.first_comment,
+            checkpoints,
+            network="Instagram",
+            send=lambda text: graph.send_comment(self._http, self.login.graph, token, result.remote_id, text),
+            find=lambda text: graph.find_comment(
+                self._http, self.login.graph, token, result.remote_id, text, ig_user, "text"
+            ),
+            resumed=resumed,
         )
 
     def find_published(

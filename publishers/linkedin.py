@@ -22,6 +22,10 @@ Text uses "little text": reserved characters are backslash-escaped. Images:
 initializeUpload → PUT the bytes → the post names the image URN (1 image as
 `media`, 2..20 as `multiImage`). Delete: DELETE /rest/posts/{urn}.
 
+First comment (`publishers.comments`): POST /rest/socialActions/{urn}/comments
+as the author once the post is live. The comment's text is sent as typed: whether
+comments need little-text escaping like commentary is unverified (§4.2).
+
 Settings: "client_id", "client_secret", "authorize_url", "token_url",
 "api_url" (https://api.linkedin.com), "version", "post_url", "refresh_margin_seconds" (a day: partner
 apps with a refresh token renew that long before the token lapses), "timeout_seconds".
@@ -40,21 +44,24 @@ import httpx
 from publishers import media as media_files
 from publishers.base import (
     Capabilities,
+    Checkpoints,
     ConnectableAccount,
     Credentials,
     Media,
-    OAuthPublisher,
     OutboundPost,
     Profile,
     PublishResult,
+    ResumablePublisher,
 )
 from publishers.capabilities import LINKEDIN
+from publishers.comments import add_first_comment, same_text
 from publishers.errors import (
     AuthExpired,
     AuthRevoked,
     ConnectFailed,
     DuplicatePost,
     InvalidPost,
+    OutcomeUnknown,
     PublisherError,
     RateLimited,
     TransientError,
@@ -116,7 +123,7 @@ def _classify(response: httpx.Response, reason: str, mutation: bool) -> Publishe
     return None
 
 
-class LinkedInPublisher(OAuthPublisher):
+class LinkedInPublisher(ResumablePublisher):
     """LinkedIn. Thread-safe: one instance serves every channel; the author URN travels in the credentials."""
 
     capabilities: ClassVar[Capabilities] = LINKEDIN
@@ -216,8 +223,11 @@ class LinkedInPublisher(OAuthPublisher):
 
     # -- publish ---------------------------------------------------------------------------------------------------
 
-    def publish(self, post: OutboundPost, credentials: Credentials, idempotency_key: str) -> PublishResult:
-        """Create the post. A 422 DUPLICATE_POST raises `DuplicatePost` naming the earlier post."""
+    def publish_resumable(
+        self, post: OutboundPost, credentials: Credentials, idempotency_key: str, checkpoints: Checkpoints
+    ) -> PublishResult:
+        """Create the post, then its first comment. A 422 DUPLICATE_POST raises `DuplicatePost` naming the earlier
+        post. The checkpoints only remember the first comment: the post itself is recovered by the duplicate error."""
         if credentials.refresh_token and expires_soon(credentials, self._margin):
             raise AuthExpired("The LinkedIn access token is about to expire; refreshing it first.")
         author = _author(credentials)
@@ -259,7 +269,39 @@ class LinkedInPublisher(OAuthPublisher):
         urn = response.headers.get("x-restli-id")
         if not urn:
             raise TransientError("LinkedIn accepted a post but its answer did not say which post it made.")
-        return self.result_for(urn)
+        return add_first_comment(
+            self.result_for(urn),
+            post.first_comment,
+            checkpoints,
+            network="LinkedIn",
+            send=lambda text: self._comment(credentials, author, urn, text),
+            find=lambda text: self._find_comment(credentials, author, urn, text),
+        )
+
+    def _comment(self, credentials: Credentials, author: str, urn: str, text: str) -> str:
+        """Comment as the post's author (`POST /rest/socialActions/{urn}/comments`); the comment's id."""
+        response = self._http.request(
+            "POST",
+            f"{self._api}/rest/socialActions/{quote(urn, safe='')}/comments",
+            token=credentials.access_token,
+            mutation=True,
+            headers=self._headers(),
+            json={"actor": author, "object": urn, "message": {"text": text}},
+        )
+        body = json_body(response)
+        comment = response.headers.get("x-restli-id") or (body.get("id") if isinstance(body, dict) else None)
+        if not comment:
+            raise OutcomeUnknown("LinkedIn took the comment but did not say which comment it made.")
+        return str(comment)
+
+    def _find_comment(self, credentials: Credentials, author: str, urn: str, text: str) -> str | None:
+        """Our comment with this text under the post, read back; None if it is not there."""
+        listed = self._json("GET", f"{self._api}/rest/socialActions/{quote(urn, safe='')}/comments", credentials)
+        for item in listed.get("elements") or []:
+            words = (item.get("message") or {}).get("text") if isinstance(item, dict) else None
+            if item.get("actor") == author and isinstance(words, str) and same_text(words, text) and item.get("id"):
+                return str(item["id"])
+        return None
 
     def result_for(self, urn: str) -> PublishResult:
         return PublishResult(urn, f"{self._post_url}/feed/update/{urn}", datetime.now(UTC))

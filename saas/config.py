@@ -93,6 +93,8 @@ def load() -> dict[str, Any]:
         "MAIL_FROM": _env("MAIL_FROM", "Multipost <no-reply@multipost.localhost>"),
         "MAIL_DIR": Path(_env("MAIL_DIR", str(var_dir / "mail")) or ""),
         "VAR_DIR": var_dir,
+        # How long a signed media address (for networks that download files themselves) keeps working.
+        "MEDIA_LINK_SECONDS": int(_env("MEDIA_LINK_SECONDS", str(7 * 24 * 3600)) or 0),
         # Cookies: HttpOnly always, Lax so cross-site POSTs carry no session,
         # Secure whenever the public address is https.
         "SESSION_COOKIE_HTTPONLY": True,

@@ -19,7 +19,9 @@ instead of publishing blindly.
 Container networks (Instagram, Threads) also record checkpoints on the target
 while step 2 runs: each container id is committed before that container is
 polled or published, so the next attempt reads its status instead of making
-a second one (`TargetCheckpoints`).
+a second one (`TargetCheckpoints`). Networks with a first comment (Facebook,
+Instagram, LinkedIn) record the comment's id the same way, so it is sent once; a
+failed first comment leaves the target published, with a note in `last_error`.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from collections import Counter, defaultdict
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
@@ -40,6 +42,7 @@ from flask import current_app
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from publishers import comments
 from publishers.base import Capabilities, Credentials, OutboundPost, Publisher, PublishResult, ResumablePublisher
 from publishers.errors import (
     AuthExpired,
@@ -419,7 +422,7 @@ def _resolve_unknown(publisher: Publisher, started: Started) -> PublishResult:
             # An identical post made before the unknown attempt is an older twin, not ours: ours never landed.
             if exc.existing_at is not None and exc.existing_at < started.outcome_unknown_since - READBACK_SLACK:
                 raise
-            return PublishResult(exc.existing_id, exc.existing_url, exc.existing_at)
+            return _adopted(publisher, started, PublishResult(exc.existing_id, exc.existing_url, exc.existing_at))
     if (
         caps.idempotency == "key"
         and caps.idempotency_window is not None
@@ -444,7 +447,26 @@ def _resolve_unknown(publisher: Publisher, started: Started) -> PublishResult:
             f"An earlier attempt may have published this post, but we could not find it on {caps.display_name}. "
             "It may still appear. Check the account, then mark it as published or publish it again."
         )
-    return found
+    return _adopted(publisher, started, found)
+
+
+def _adopted(publisher: Publisher, started: Started, result: PublishResult) -> PublishResult:
+    """A post an earlier attempt made, adopted without publishing: its first comment is not sent from here.
+
+    That attempt may have commented before it was lost, and a second identical comment is worse than
+    asking the user to check, so unless the comment's checkpoint proves it went out, say so.
+    """
+    done = f"{started.idempotency_key}:{comments.CHECKPOINT}" in started.checkpoints
+    if not started.post.first_comment or not publisher.capabilities.supports_first_comment or done:
+        return result
+    return replace(
+        result,
+        note=(
+            "An earlier attempt published this post but was lost before we could tell whether its first comment "
+            f"went out, so it was not sent again. Check the post on {publisher.capabilities.display_name} and add "
+            "the comment by hand if it is missing."
+        ),
+    )
 
 
 def _refresh(publisher: Publisher, started: Started) -> Credentials:
@@ -650,8 +672,9 @@ RECORD_PUBLISHED = sa.text("""
     WITH v AS (
         SELECT * FROM unnest(CAST(:attempts AS integer[]), CAST(:targets AS integer[]), CAST(:ats AS timestamptz[]),
                              CAST(:published_ats AS timestamptz[]), CAST(:latencies AS integer[]),
-                             CAST(:remotes AS text[]), CAST(:urls AS text[]), CAST(:messages AS text[]))
-            AS v(attempt_id, target_id, at, published_at, latency, remote, url, message)
+                             CAST(:remotes AS text[]), CAST(:urls AS text[]), CAST(:messages AS text[]),
+                             CAST(:notes AS text[]))
+            AS v(attempt_id, target_id, at, published_at, latency, remote, url, message, note)
     ), closed AS (
         UPDATE publish_attempts a
         SET outcome = 'published', finished_at = v.at, latency_ms = v.latency, remote_id = v.remote,
@@ -660,7 +683,7 @@ RECORD_PUBLISHED = sa.text("""
     )
     UPDATE post_targets t
     SET state = 'published', remote_id = v.remote, remote_url = v.url, published_at = v.published_at,
-        outcome_unknown_since = NULL, last_error = NULL, claim_token = NULL, claimed_until = NULL, updated_at = now()
+        outcome_unknown_since = NULL, last_error = v.note, claim_token = NULL, claimed_until = NULL, updated_at = now()
     FROM v WHERE t.id = v.target_id AND t.tenant_id = :tenant
 """)
 # Locked in id order (no deadlocks), so a sibling target finishing elsewhere settles after us.
@@ -690,7 +713,8 @@ def _record_published(tenant_id: int, rows: list[_Success]) -> None:
                 "latencies": [row.latency_ms for row in rows],
                 "remotes": [row.result.remote_id for row in rows],
                 "urls": [row.result.url for row in rows],
-                "messages": ["Published." if row.started.outcome_unknown_since is None else CONFIRMED for row in rows],
+                "messages": [_published_message(row) for row in rows],
+                "notes": [row.result.note for row in rows],
             },
         )
         connection.execute(LOCK_POSTS, {"tenant": tenant_id, "ids": post_ids})
@@ -699,6 +723,11 @@ def _record_published(tenant_id: int, rows: list[_Success]) -> None:
             if post_id not in settled:  # other targets still on their way, or some failed
                 settle_post_by_id(session, post_id)
         session.commit()
+
+
+def _published_message(row: _Success) -> str:
+    message = "Published." if row.started.outcome_unknown_since is None else CONFIRMED
+    return f"{message} {row.result.note}" if row.result.note else message
 
 
 def _record_error(attempt: PublishAttempt, error: PublisherError) -> None:

@@ -26,6 +26,7 @@ def init_app(app: Flask) -> None:
         feeds,
         health,
         invitations,
+        media,
         review,
         workspace,
     )
@@ -34,6 +35,7 @@ def init_app(app: Flask) -> None:
     for module in (auth, account, invitations, review, workspace, health, sandbox_views, feeds):
         app.register_blueprint(module.bp)
     app.register_blueprint(channels.callbacks)
+    app.register_blueprint(media.public)
     app.register_blueprint(agency.invitations_bp)
     app.register_blueprint(connect_links.bp)
     billing.init_app(app)

@@ -8,11 +8,12 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_login import current_user
 
 from saas import db
-from saas.media import service
+from saas.media import links, service
 from saas.media.service import MediaError
 from saas.media.storage import storage
 from saas.security import require_role
 from saas.web.forms import ConfirmForm
+from tenants import tenant_session
 from tenants.models import Role
 
 bp = Blueprint("media", __name__, url_prefix="/media")
@@ -64,6 +65,23 @@ def upload() -> Any:
     for message in refused:
         flash(message, "error")
     return redirect(url_for("workspace.media.index"))
+
+
+# Library files at signed addresses, without a login: networks that download media themselves use them.
+public = Blueprint("public_media", __name__)
+
+
+@public.get("/m/<token>")
+def public_file(token: str) -> Any:
+    found = links.read(token)
+    if found is None:
+        abort(404)
+    tenant_id, media_id = found
+    with tenant_session(tenant_id) as session:
+        item = service.get(session, media_id)
+        if item is None:
+            abort(404)
+        return send_file(storage().source(item.storage_key), mimetype=item.mime_type, max_age=3600)
 
 
 @bp.get("/<int:media_id>/file")

@@ -8,6 +8,7 @@ On top of tests/fakes/graph.py (errors, tokens, throttling, login):
                                         the same message as the Page's previous post → 506 duplicate
     GET  /:page/published_posts         newest first: id, message, created_time (+0000), permalink_url
     DELETE /:post                       {"success": true}
+    POST /:post/comments                message → {"id"} as the Page (graph's `comment_route`); GET lists them
 
 Only a Page token of that Page may post to it (else code 200). Control: POST pages {"name", "admin"}, and graph's.
 Standalone: `python -m tests.fakes.facebook --port 0 --demo-user demo`.
@@ -95,6 +96,13 @@ class FakeFacebook(FacebookLoginFake):
                     for p in mine[: int(request.query.get("limit") or 25)]
                 ]
                 return json_response(200, {"data": data})
+        if len(parts) == 2 and parts[1] == "comments" and parts[0] in self.page_posts and method in ("GET", "POST"):
+            post = self.page_posts[parts[0]]
+            if post.deleted:
+                return graph_error(400, f"Unsupported {method.lower()} request. Object does not exist", 100, 33)
+            if account != post.page_id:  # a Page token comments as that Page only
+                return graph_error(403, "(#200) The user hasn't authorized the application to perform this action", 200)
+            return self.comment_route(request, post.id, account)
         if len(parts) == 1 and parts[0] in self.pages and method == "GET":
             page = self.pages[parts[0]]
             return json_response(

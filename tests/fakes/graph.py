@@ -14,6 +14,9 @@
   says so), publish once (PUBLISHED; a second publish is refused), a per-account quota read from
   `<quota_path>` and enforced at publish, the account's posts listed newest first.
 
+- Comments (`comment_route`): `POST /{post}/comments` with `message` → {"id"}; `GET /{post}/comments` lists them
+  with `from.id`, the words under `comment_text_field`. Faults apply by path as everywhere.
+
 Control routes shared by every Meta fake: POST throttle {"code", "minutes", "times", "status"},
 POST containers/fail {"message"} (the next container ends in ERROR), POST tokens/expire {"access_token"},
 POST tokens/revoke {"account_id"}, PUT quota {"total"}, POST clock {"advance_seconds"}.
@@ -86,8 +89,20 @@ class Published:
     deleted: bool = False
 
 
+@dataclasses.dataclass
+class Comment:
+    id: str
+    on: str  # the commented post's id
+    author: str  # the commenting account (a Page id, an Instagram user id)
+    text: str
+    created_at: datetime
+
+
 class FakeGraph(FakeServer):
     """A Graph host: tokens, errors, throttling, version prefixes. Subclasses add `route()`."""
+
+    # How a comment's words are named: Facebook "message", Instagram "text" (both take `message` when created).
+    comment_text_field: ClassVar[str] = "message"
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0) -> None:
         super().__init__(host=host, port=port)
@@ -95,6 +110,33 @@ class FakeGraph(FakeServer):
         self.tokens = TokenStore(self.clock, access_lifetime=timedelta(hours=1), rotate_refresh=False)
         self.throttles: list[Throttle] = []
         self._ids = itertools.count(17_895_695_668_004_001)
+        self.comments: dict[str, Comment] = {}
+
+    def comments_on(self, post_id: str | None = None) -> list[Comment]:
+        """The comments made so far (under one post), oldest first."""
+        with self.clock.lock:
+            return [dataclasses.replace(c) for c in self.comments.values() if post_id in (None, c.on)]
+
+    def comment_route(self, request: FakeRequest, post_id: str, author: str) -> FakeResponse:
+        """`POST /{post}/comments` (message) → {"id"}; `GET /{post}/comments` → {"data": [...]}, oldest first."""
+        if request.method == "POST":
+            message = self.fields(request).get("message", "")
+            if not message.strip():
+                return graph_error(400, "(#100) The parameter message is required", 100)
+            comment = Comment(f"{post_id}_{self.new_id()}", post_id, author, message, self.clock.now())
+            self.comments[comment.id] = comment
+            return json_response(200, {"id": comment.id}, outcome="committed", comment_id=comment.id)
+        data = [
+            {
+                "id": c.id,
+                self.comment_text_field: c.text,
+                "from": {"id": c.author},
+                "timestamp": iso(c.created_at).replace("Z", "+0000"),
+            }
+            for c in self.comments.values()
+            if c.on == post_id
+        ]
+        return json_response(200, {"data": data[: int(request.query.get("limit") or 25)]})
 
     def new_id(self) -> str:
         return str(next(self._ids))

@@ -12,6 +12,7 @@ On top of tests/fakes/graph.py (errors, tokens, throttling, login, containers):
     GET  /:ig-user/content_publishing_limit                   {"data": [{"quota_usage", "config": {quota_total, ...}}]}
     GET  /:ig-user/media                                      the account's posts (id, caption, timestamp)
     GET  /:media?fields=permalink
+    POST /:media/comments?message=                            {"id"}: a comment as the account; GET lists them (text)
 
 The person's user token acts for every Instagram account linked to a Page they administer.
 Standalone: `python -m tests.fakes.instagram --port 0 --demo-user demo`.
@@ -36,6 +37,7 @@ class FakeInstagram(FacebookLoginFake, ContainerFake):
     quota_path: ClassVar[str] = "content_publishing_limit"
     list_path: ClassVar[str] = "media"
     text_field: ClassVar[str] = "caption"
+    comment_text_field: ClassVar[str] = "text"
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, authorizing_user: str = "demo") -> None:
         super().__init__(host=host, port=port, authorizing_user=authorizing_user)
@@ -72,10 +74,17 @@ class FakeInstagram(FacebookLoginFake, ContainerFake):
     def route(self, request: FakeRequest, path: str, account: str) -> FakeResponse:
         if path == "/me/accounts":
             return self.my_pages(account)
+        parts = path.strip("/").split("/")
+        if len(parts) == 2 and parts[1] == "comments" and parts[0] in self.published:
+            post = self.published[parts[0]]
+            if post.deleted:
+                return graph_error(400, f"Unsupported {request.method.lower()} request. Object does not exist", 100, 33)
+            if not self.may_act_for(account, post.owner):
+                return graph_error(403, "(#10) The user must be an administrator of this account.", 10)
+            return self.comment_route(request, post.id, post.owner)
         answered = self.container_route(request, path, account)
         if answered is not None:
             return answered
-        parts = path.strip("/").split("/")
         accounts = self._accounts()
         if len(parts) == 1 and parts[0] in accounts and request.method == "GET":
             username = accounts[parts[0]][0]

@@ -12,6 +12,9 @@
                                      author → 422 DUPLICATE_POST naming the earlier URN; > 3000 chars → 422
     GET  /rest/posts?q=author&author=    GET /rest/posts/:urn  (createdAt in epoch milliseconds)
     DELETE /rest/posts/:urn          204
+    POST /rest/socialActions/:urn/comments   {"actor", "object": urn, "message": {"text"}} → 201, the comment and
+                                     `x-restli-id: <comment id>` (the actor must be one the token may post as, else
+                                     403 ACCESS_DENIED); GET lists {"elements": [{id, actor, message: {text}}]}
 
 Every /rest call must send `LinkedIn-Version` (a known one, else 426 NONEXISTENT_VERSION) and
 `X-Restli-Protocol-Version: 2.0.0`. Errors carry `serviceErrorCode`: expired token → 401 EXPIRED_ACCESS_TOKEN,
@@ -51,6 +54,15 @@ class LinkedInPost:
     deleted: bool = False
 
 
+@dataclasses.dataclass
+class LinkedInComment:
+    id: str
+    object: str  # the post's URN
+    actor: str
+    text: str
+    created_at: datetime
+
+
 def _error(status: int, message: str, code: str | None = None, service: int | None = None) -> FakeResponse:
     body: dict[str, Any] = {"status": status, "message": message}
     if code:
@@ -74,6 +86,7 @@ class FakeLinkedIn(FakeServer):
         self.organizations: dict[str, tuple[str, list[str]]] = {}  # id -> (name, admin subs)
         self.images: dict[str, bool] = {}  # urn -> uploaded
         self.posts_by_urn: dict[str, LinkedInPost] = {}
+        self.comments: dict[str, LinkedInComment] = {}
         self._ids = itertools.count(7_141_138_937_766_391_001)
 
     # -- test helpers ------------------------------------------------------------------------------------------------
@@ -218,7 +231,50 @@ class FakeLinkedIn(FakeServer):
                 return _error(404, "Not found")
             post.deleted = True
             return FakeResponse(204, b"", outcome="committed")
+        if path.startswith("/rest/socialActions/") and path.endswith("/comments"):
+            return self._comments(
+                request, unquote(path.removeprefix("/rest/socialActions/").removesuffix("/comments")), sub
+            )
         return _error(404, f"No route {method} {path}")
+
+    def _comments(self, request: FakeRequest, urn: str, sub: str) -> FakeResponse:
+        post = self.posts_by_urn.get(urn)
+        if post is None or post.deleted:
+            return _error(404, f"Post {urn} does not exist", service=100)
+        if request.method == "GET":
+            elements = [
+                {
+                    "id": c.id,
+                    "commentUrn": f"urn:li:comment:({urn},{c.id})",
+                    "actor": c.actor,
+                    "object": urn,
+                    "message": {"text": c.text},
+                    "created": {"time": int(c.created_at.timestamp() * 1000), "actor": c.actor},
+                }
+                for c in self.comments.values()
+                if c.object == urn
+            ]
+            return json_response(200, {"elements": elements, "paging": {"count": 10, "start": 0}})
+        if request.method != "POST":
+            return _error(405, "Method not allowed")
+        body = request.json()
+        actor, text = str(body.get("actor") or ""), str((body.get("message") or {}).get("text") or "")
+        if not self._may_post_as(sub, actor):
+            return _error(
+                403, "Not enough permissions to access: socialActions.comments.CREATE.20260101", "ACCESS_DENIED", 100
+            )
+        if body.get("object") != urn or not text.strip():
+            return _error(400, "Comment must name the post as its object and have message text", service=100)
+        comment = LinkedInComment(str(next(self._ids)), urn, actor, text, self.clock.now())
+        self.comments[comment.id] = comment
+        created = {"id": comment.id, "actor": actor, "object": urn, "message": {"text": text}}
+        return json_response(
+            201, created, outcome="committed", headers={"x-restli-id": comment.id}, comment_id=comment.id
+        )
+
+    def comments_on(self, urn: str | None = None) -> list[LinkedInComment]:
+        with self.clock.lock:
+            return [dataclasses.replace(c) for c in self.comments.values() if urn in (None, c.object)]
 
     def _may_post_as(self, sub: str, author: str) -> bool:
         if author == f"urn:li:person:{sub}":

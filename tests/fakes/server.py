@@ -6,7 +6,7 @@ applies `Controls`, so every fake gets the same faults for free:
 
 - latency: seconds each request waits before the fake acts (in the request's own
   thread, under no lock: hundreds of requests can be in flight at once);
-- scripted faults for the next N requests matching a method and path prefix:
+- scripted faults for the next N requests matching a method, a path prefix and (optionally) a path suffix:
   "status"            answer with this status, body and headers; the fake never sees the request
   "refuse"            close the socket without answering, before doing anything (a dead upstream;
                       real connection-refused comes from `stop()` or `outage()`)
@@ -23,7 +23,8 @@ Control API (JSON, under `<mount>/_control/`; never journaled, delayed or faulte
     POST   /_control/faults                       {"kind": "status"|"refuse"|"commit_then_drop"|"commit_then_hang",
                                                    "method": "POST", "path": "/api/v1/posts", "times": 1,
                                                    "status": 503, "body": {...}, "headers": {...},
-                                                   "hang_seconds": 60}       (all but "kind" optional)
+                                                   "hang_seconds": 60, "path_suffix": "/comments"}
+                                                                             (all but "kind" optional)
     DELETE /_control/faults                       drop every queued fault
     POST   /_control/release                      let every hung connection go (they close unanswered)
     GET    /_control/journal                      summary: total, by outcome, by status, in flight, max in flight
@@ -346,6 +347,7 @@ class Fault:
     body: Any = dataclasses.field(default_factory=lambda: {"error": "Service unavailable"})
     headers: dict[str, str] = dataclasses.field(default_factory=dict)
     hang_seconds: float = 60.0
+    path_suffix: str = ""  # and ending so: ids in the middle of a path are often unknown ("/comments")
 
     def __post_init__(self) -> None:
         if self.kind not in FAULT_KINDS:
@@ -355,7 +357,11 @@ class Fault:
         self.method = self.method.upper() if self.method else None
 
     def matches(self, method: str, path: str) -> bool:
-        return (self.method is None or self.method == method) and path.startswith(self.path)
+        return (
+            (self.method is None or self.method == method)
+            and path.startswith(self.path)
+            and path.endswith(self.path_suffix)
+        )
 
 
 class Controls:

@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from publishers.base import Credentials, Media, OutboundPost
+from publishers.base import Credentials, Media, MemoryCheckpoints, OutboundPost
 from publishers.errors import AuthRevoked, ConnectFailed, InvalidPost, OutcomeUnknown, RateLimited
 from publishers.facebook import FacebookPagesPublisher
 from publishers.oauth import new_state
@@ -136,3 +136,70 @@ def test_delete_removes_the_post(publisher, fake):
     publisher.delete(result.remote_id, credentials)
 
     assert fake.posts() == []
+
+
+# -- first comment ---------------------------------------------------------------------------------------------------
+
+
+def test_the_first_comment_goes_under_the_post_as_the_page(publisher, fake):
+    credentials = page_credentials(fake)
+    checkpoints = MemoryCheckpoints()
+    post = OutboundPost("Open at 7", first_comment="Order ahead: bluebell.example")
+
+    result = publisher.publish_resumable(post, credentials, "k1", checkpoints)
+
+    [comment] = fake.comments_on(result.remote_id)
+    assert (comment.text, comment.author) == ("Order ahead: bluebell.example", credentials.extra["page_id"])
+    assert checkpoints.get("first_comment") == comment.id and result.note is None
+
+
+def test_a_comment_whose_answer_is_lost_is_read_back_not_sent_again(publisher, fake):
+    credentials = page_credentials(fake)
+    post = OutboundPost("Open at 7", first_comment="Order ahead")
+    checkpoints = MemoryCheckpoints()
+    fake.controls.add_fault("commit_then_drop", method="POST", path=f"/v24.0/{credentials.extra['page_id']}_")
+
+    result = publisher.publish_resumable(post, credentials, "k1", checkpoints)
+
+    [comment] = fake.comments_on(result.remote_id)
+    assert checkpoints.get("first_comment") == comment.id and result.note is None
+    assert len(fake.posts()) == 1
+
+
+def test_a_throttled_comment_is_noted_without_a_wait_that_no_one_keeps(publisher, fake):
+    credentials = page_credentials(fake)
+    fake.controls.add_fault(
+        "status",
+        method="POST",
+        path_suffix="/comments",
+        status=400,
+        body={"error": {"message": "(#32) Page request limit reached", "type": "OAuthException", "code": 32}},
+    )
+
+    result = publisher.publish(OutboundPost("Open at 7", first_comment="Order ahead"), credentials, "k1")
+
+    assert len(fake.posts()) == 1 and fake.comments_on() == []
+    assert result.note == (
+        "The post is live, but its first comment was not added (the network is limiting this account right now). "
+        "Add it on Facebook by hand."
+    )
+
+
+def test_a_refused_comment_leaves_the_post_published_with_a_note(publisher, fake):
+    credentials = page_credentials(fake)
+    page_id = credentials.extra["page_id"]
+    fake.controls.add_fault(
+        "status",
+        method="POST",
+        path=f"/v24.0/{page_id}_",
+        status=400,
+        body={"error": {"message": "(#200) Permissions error", "type": "OAuthException", "code": 200}},
+    )
+
+    result = publisher.publish(OutboundPost("Open at 7", first_comment="Order ahead"), credentials, "k1")
+
+    [post] = fake.posts()
+    assert result.remote_id == post.id and fake.comments_on() == []
+    assert (
+        result.note is not None and "first comment was not added" in result.note and "Permissions error" in result.note
+    )

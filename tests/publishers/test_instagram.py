@@ -178,3 +178,56 @@ def test_a_revoked_token_needs_a_reconnect(publisher, fake, media_host):
         publisher.publish(photo_post(media_host), credentials, "k1")
     with pytest.raises(AuthRevoked, match="Reconnect"):
         publisher.refresh(credentials)
+
+
+# -- first comment ---------------------------------------------------------------------------------------------------
+
+
+def test_the_first_comment_goes_under_the_media_once_across_attempts(publisher, fake, media_host):
+    credentials = account(fake)
+    checkpoints = MemoryCheckpoints()
+    post = photo_post(media_host)
+    post = OutboundPost(post.text, media=post.media, first_comment="Recipe in bio")
+
+    result = publisher.publish_resumable(post, credentials, "k1", checkpoints)
+    again = publisher.publish_resumable(post, credentials, "k1", checkpoints)  # a retry finds both checkpoints
+
+    [comment] = fake.comments_on()
+    assert (comment.on, comment.text, comment.author) == (
+        result.remote_id,
+        "Recipe in bio",
+        credentials.extra["ig_user_id"],
+    )
+    assert again.remote_id == result.remote_id and len(fake.posts()) == 1
+    assert checkpoints.get("first_comment") == comment.id
+
+
+def test_a_resumed_post_reads_its_comments_back_before_commenting(publisher, fake, media_host):
+    credentials = account(fake)
+    post = photo_post(media_host)
+    post = OutboundPost(post.text, media=post.media, first_comment="Recipe in bio")
+    earlier = MemoryCheckpoints()
+    publisher.publish_resumable(post, credentials, "k1", earlier)
+    # The earlier attempt commented, then died before its comment's checkpoint was stored.
+    lost = MemoryCheckpoints({k: v for k, v in earlier.values.items() if k != "first_comment"})
+
+    publisher.publish_resumable(post, credentials, "k1", lost)
+
+    [comment] = fake.comments_on()
+    assert lost.get("first_comment") == comment.id
+    assert [e.path.endswith("/comments") for e in fake.journal.entries("POST")].count(True) == 1
+
+
+def test_a_comment_failing_with_5xx_leaves_the_media_published_with_a_note(publisher, fake, media_host):
+    credentials = account(fake)
+    fake.controls.add_fault("status", method="POST", path_suffix="/comments", times=5, status=503)
+    post = photo_post(media_host)
+
+    result = publisher.publish(
+        OutboundPost(post.text, media=post.media, first_comment="Recipe in bio"), credentials, "k1"
+    )
+
+    [published] = fake.posts()
+    assert result.remote_id == published.id and fake.comments_on() == []
+    assert result.note is not None and "did not confirm its first comment" in result.note
+    assert len(fake.journal.entries("POST", path_prefix=f"/v24.0/{published.id}/comments")) == 1  # never blindly resent

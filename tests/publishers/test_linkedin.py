@@ -10,7 +10,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from publishers.base import Credentials, Media, OutboundPost
+from publishers.base import Credentials, Media, MemoryCheckpoints, OutboundPost
 from publishers.errors import (
     AuthExpired,
     AuthRevoked,
@@ -170,3 +170,56 @@ def test_revoked_and_expired_tokens(publisher, fake):
     with pytest.raises(AuthRevoked, match="Reconnect"):
         publisher.publish(OutboundPost("Revoked"), live, "k1")
     assert fake.posts() == []
+
+
+# -- first comment ---------------------------------------------------------------------------------------------------
+
+COMMENTS = "/comments"
+
+
+def test_the_first_comment_goes_under_the_post_as_its_author(publisher, fake):
+    fake.add_organization("Bluebell Bakery", ["bluebell"])
+    organization = publisher.accounts(connect(publisher))[1].credentials
+    checkpoints = MemoryCheckpoints()
+
+    result = publisher.publish_resumable(
+        OutboundPost("Rye today", first_comment="Order (ahead) #now"), organization, "k1", checkpoints
+    )
+
+    [comment] = fake.comments_on(result.remote_id)
+    assert (comment.actor, comment.text) == (organization.extra["author"], "Order (ahead) #now")
+    assert checkpoints.get("first_comment") == comment.id and result.note is None
+
+
+def test_a_comment_whose_answer_is_lost_is_read_back_not_sent_again(publisher, fake):
+    credentials = member_credentials(fake, "bluebell")
+    fake.controls.add_fault("commit_then_drop", method="POST", path="/rest/socialActions/", path_suffix=COMMENTS)
+    checkpoints = MemoryCheckpoints()
+
+    result = publisher.publish_resumable(
+        OutboundPost("Rye today", first_comment="Order ahead"), credentials, "k1", checkpoints
+    )
+
+    [post], [comment] = fake.posts(), fake.comments_on()
+    assert result.remote_id == post.urn and checkpoints.get("first_comment") == comment.id
+    assert result.note is None
+
+
+def test_a_refused_comment_leaves_the_post_published_with_a_note(publisher, fake):
+    credentials = member_credentials(fake, "bluebell")
+    fake.controls.add_fault(
+        "status",
+        method="POST",
+        path="/rest/socialActions/",
+        status=400,
+        body={"status": 400, "serviceErrorCode": 100, "message": "Comment text is invalid"},
+    )
+
+    result = publisher.publish(OutboundPost("Rye today", first_comment="Order ahead"), credentials, "k1")
+
+    [post] = fake.posts()
+    assert result.remote_id == post.urn and fake.comments_on() == []
+    assert result.note == (
+        "The post is live, but its first comment was not added "
+        "(LinkedIn refused the comment: Comment text is invalid). Add it on LinkedIn by hand."
+    )

@@ -15,7 +15,7 @@ from saas.channels import service as channel_service
 from saas.channels.models import Channel, ChannelHealth, NetworkPause
 from saas.posts.models import AttemptOutcome, Post, TargetState
 from tenants import system_session, tenant_session
-from tests.factories import app_context, make_workspace
+from tests.factories import PASSWORD, app_context, make_workspace
 from tests.fakes import graph
 from tests.fakes.facebook import FakeFacebook
 from tests.fakes.graph import MediaHost
@@ -423,6 +423,41 @@ def test_instagram_publishes_an_image_and_keeps_its_container(pipeline, instagra
     assert target.checkpoints[f"{target.idempotency_key}:container:0"] == post.container
 
 
+def test_instagram_publishes_a_library_image_it_downloads_from_our_signed_address(app, pipeline, instagram):
+    from saas.media import service as media_service
+    from saas.posts import service as post_service
+    from tests.live_server import serving
+    from tests.test_media_links import jpeg
+
+    tenant, owner = make_workspace()
+    channel = connect_instagram(tenant, instagram, "harbor.dental")
+    with app_context(), tenant_session(tenant.id) as session:
+        item = media_service.upload(session, filename="smile.jpg", data=jpeg(), alt="A smile", uploaded_by=owner.id)
+        post_service.schedule_post(
+            session,
+            author_id=owner.id,
+            text="Smile",
+            channel_ids=[channel.id],
+            schedule=post_service.Schedule(publish_now=True, local_time=None, timezone="UTC"),
+            extras=post_service.Extras(media_ids=(item.id,)),
+        )
+        session.commit()
+
+    previous = app.config["PUBLIC_BASE_URL"]
+    with serving(app) as base:  # Instagram downloads the image from us, as Meta does
+        app.config["PUBLIC_BASE_URL"] = base
+        try:
+            pipeline.run_once()
+        finally:
+            app.config["PUBLIC_BASE_URL"] = previous
+
+    [target] = pipeline.targets(tenant)
+    assert target.state is TargetState.PUBLISHED, target.last_error
+    [created] = [e for e in instagram.journal.entries("POST") if e.path.endswith("/media")]
+    assert created.body["image_url"].startswith(f"{base}/m/")
+    assert len(instagram.posts()) == 1
+
+
 def test_instagram_commit_then_drop_reads_the_stored_container_and_posts_once(pipeline, instagram, media_host):
     tenant, owner = make_workspace()
     channel = connect_instagram(tenant, instagram, "dropped")
@@ -563,3 +598,182 @@ def test_threads_revoked_token_blocks_the_channel_and_tells_the_author(pipeline,
     pipeline.run_once()
 
     assert_blocked_and_told(pipeline, tenant, owner, outbox, "gone")
+
+
+# -- First comment (Facebook Pages, Instagram, LinkedIn) ---------------------------------------------------------------
+
+
+def schedule_with_comment(tenant, owner, channel: Channel, text: str, comment: str, media: str | None = None) -> int:
+    """What the composer does for a post with a first comment (and, for Instagram, an image)."""
+    from saas.posts import service as post_service
+
+    with app_context(), tenant_session(tenant.id) as session:
+        post = post_service.schedule_post(
+            session,
+            author_id=owner.id,
+            text=text,
+            channel_ids=[channel.id],
+            schedule=post_service.Schedule(publish_now=True, local_time=None, timezone="UTC"),
+            extras=post_service.Extras(first_comment=comment),
+            media=[{"source": media, "mime_type": "image/jpeg"}] if media else None,
+        )
+        session.commit()
+        return post.id
+
+
+# How to connect each, how many posts reached the fake, and the text of every comment on it.
+COMMENTING = {
+    "facebook": (connect_facebook, lambda fake: len(fake.posts()), lambda fake: [c.text for c in fake.comments_on()]),
+    "instagram": (connect_instagram, lambda fake: len(fake.posts()), lambda fake: [c.text for c in fake.comments_on()]),
+    "linkedin": (connect_linkedin, lambda fake: len(fake.posts()), lambda fake: [c.text for c in fake.comments_on()]),
+}
+# 5xx bodies as each network sends them.
+SERVER_ERRORS = {
+    "facebook": {"error": {"message": "An unknown error occurred", "type": "OAuthException", "code": 1}},
+    "instagram": {"error": {"message": "An unknown error occurred", "type": "OAuthException", "code": 1}},
+    "linkedin": {"status": 500, "message": "Internal Server Error"},
+}
+
+
+def publish_with_comment(request, pipeline, network: str, comment: str = "Order ahead: bluebell.example/order"):
+    fake = request.getfixturevalue(network)
+    connect_to, _, _ = COMMENTING[network]
+    tenant, owner = make_workspace()
+    channel = connect_to(tenant, fake, "bluebell.bakery")
+    media = request.getfixturevalue("media_host").add("r.jpg", JPEG, "image/jpeg") if network == "instagram" else None
+    return (
+        fake,
+        tenant,
+        owner,
+        channel,
+        lambda: schedule_with_comment(tenant, owner, channel, "Rye today", comment, media),
+    )
+
+
+@pytest.mark.parametrize("network", sorted(COMMENTING))
+def test_the_first_comment_is_published_once_under_the_post(request, pipeline, network):
+    fake, tenant, _, _, schedule = publish_with_comment(request, pipeline, network)
+    _, posts, comments = COMMENTING[network]
+    schedule()
+
+    pipeline.run_once()
+    retry_now(pipeline, tenant)
+
+    [target] = pipeline.targets(tenant)
+    assert target.state is TargetState.PUBLISHED and target.last_error is None
+    assert posts(fake) == 1 and comments(fake) == ["Order ahead: bluebell.example/order"]
+
+
+@pytest.mark.parametrize("network", sorted(COMMENTING))
+def test_a_comment_whose_answer_is_lost_is_found_and_never_posted_twice(request, pipeline, network):
+    fake, tenant, _, _, schedule = publish_with_comment(request, pipeline, network)
+    _, posts, comments = COMMENTING[network]
+    fake.controls.add_fault("commit_then_drop", method="POST", path_suffix="/comments")
+    schedule()
+
+    pipeline.run_once()
+    retry_now(pipeline, tenant)
+
+    [target] = pipeline.targets(tenant)
+    assert target.state is TargetState.PUBLISHED and target.last_error is None
+    assert posts(fake) == 1 and comments(fake) == ["Order ahead: bluebell.example/order"]
+    assert target.checkpoints[f"{target.idempotency_key}:first_comment"]
+
+
+@pytest.mark.parametrize("network", sorted(COMMENTING))
+def test_a_failing_comment_leaves_the_post_published_with_a_note(request, pipeline, network):
+    fake, tenant, _, _, schedule = publish_with_comment(request, pipeline, network)
+    _, posts, comments = COMMENTING[network]
+    fake.controls.add_fault(
+        "status", method="POST", path_suffix="/comments", times=5, status=500, body=SERVER_ERRORS[network]
+    )
+    schedule()
+
+    pipeline.run_once()
+    retry_now(pipeline, tenant)
+
+    [target] = pipeline.targets(tenant)
+    assert target.state is TargetState.PUBLISHED and posts(fake) == 1 and comments(fake) == []
+    assert "The post is live, but" in target.last_error and "first comment" in target.last_error
+    assert [a.outcome for a in target.attempts] == [AttemptOutcome.PUBLISHED]
+    assert target.attempts[0].message == f"Published. {target.last_error}"
+
+
+@pytest.mark.parametrize("network", ["facebook", "linkedin"])
+def test_a_refused_comment_is_shown_on_the_post_and_the_post_is_not_sent_again(request, pipeline, client, network):
+    fake, tenant, owner, _, schedule = publish_with_comment(request, pipeline, network)
+    _, posts, comments = COMMENTING[network]
+    body = (
+        {"error": {"message": "(#200) Permissions error", "type": "OAuthException", "code": 200}}
+        if network == "facebook"
+        else {"status": 403, "serviceErrorCode": 100, "code": "ACCESS_DENIED", "message": "Not enough permissions"}
+    )
+    fake.controls.add_fault("status", method="POST", path_suffix="/comments", status=403, body=body)
+    post_id = schedule()
+    client.log_in(owner.email, PASSWORD)
+
+    pipeline.run_once()
+    retry_now(pipeline, tenant)
+
+    [target] = pipeline.targets(tenant)
+    assert target.state is TargetState.PUBLISHED and posts(fake) == 1 and comments(fake) == []
+    assert "its first comment was not added" in target.last_error and "by hand" in target.last_error
+    assert target.channel.health is ChannelHealth.OK  # the post went out: no reconnect banner for a comment
+    page = client.get(f"/w/{tenant.slug}/posts/{post_id}").get_data(as_text=True)
+    assert "its first comment was not added" in page
+
+
+def test_facebook_post_adopted_after_an_unknown_outcome_says_its_comment_was_not_sent(pipeline, facebook):
+    tenant, owner = make_workspace()
+    channel = connect_facebook(tenant, facebook, "Dropped")
+    facebook.controls.add_fault("commit_then_drop", method="POST", path=f"/v24.0/{channel.remote_id}/feed")
+    schedule_with_comment(tenant, owner, channel, "Lost in the post", "Order ahead")
+
+    pipeline.run_once()
+    retry_now(pipeline, tenant)
+
+    [target] = pipeline.targets(tenant)
+    assert target.state is TargetState.PUBLISHED and len(facebook.posts()) == 1
+    assert facebook.comments_on() == []
+    assert "not sent again" in target.last_error and "add the comment by hand" in target.last_error
+
+
+def test_instagram_retry_after_the_post_went_live_comments_once(pipeline, instagram, media_host):
+    tenant, owner = make_workspace()
+    channel = connect_instagram(tenant, instagram, "dropped")
+    instagram.controls.add_fault("commit_then_drop", method="POST", path=f"/v24.0/{channel.remote_id}/media_publish")
+    schedule_with_comment(tenant, owner, channel, "Lost", "Recipe in bio", media_host.add("l.jpg", JPEG, "image/jpeg"))
+
+    pipeline.run_once()
+    retry_now(pipeline, tenant)
+
+    [target] = pipeline.targets(tenant)
+    assert target.state is TargetState.PUBLISHED and target.last_error is None
+    assert len(instagram.posts()) == 1 and [c.text for c in instagram.comments_on()] == ["Recipe in bio"]
+
+
+def test_linkedin_post_adopted_from_the_duplicate_error_says_its_comment_was_not_sent(pipeline, linkedin):
+    tenant, owner = make_workspace()
+    channel = connect_linkedin(tenant, linkedin, "dropped")
+    linkedin.controls.add_fault("commit_then_drop", method="POST", path="/rest/posts")
+    schedule_with_comment(tenant, owner, channel, "Lost in the post", "Order ahead")
+
+    pipeline.run_once()
+    retry_now(pipeline, tenant)
+
+    [target] = pipeline.targets(tenant)
+    assert target.state is TargetState.PUBLISHED and len(linkedin.posts()) == 1
+    assert linkedin.comments_on() == []
+    assert "not sent again" in target.last_error
+
+
+def test_a_network_without_first_comments_publishes_the_post_alone(pipeline, x):
+    tenant, owner = make_workspace()
+    channel = connect_x(tenant, x, "bluebell")
+    schedule_with_comment(tenant, owner, channel, "Rye today", "Order ahead")
+
+    pipeline.run_once()
+
+    [target] = pipeline.targets(tenant)
+    assert target.state is TargetState.PUBLISHED and target.last_error is None
+    assert [p.text for p in x.posts()] == ["Rye today"]  # no reply invented in its place
