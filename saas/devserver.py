@@ -44,6 +44,8 @@ LOCAL_NETWORKS = {
     "threads": (["-m", "tests.fakes.threads", "--port", "0", "--demo-user", "demo"], "THREADS_GRAPH_URL"),
 }
 
+DISPLAY_NAMES = {"x": "X", "linkedin": "LinkedIn"}
+
 
 def _local_oauth_env(name: str, url: str) -> dict[str, str]:
     """Point an OAuth network's app settings at its local fake (read by saas.config)."""
@@ -88,7 +90,7 @@ def _start_local_networks(python: str, env: dict[str, str]) -> list[subprocess.P
                 env.setdefault(key, value)
         if name == "bluesky":
             env.setdefault("BLUESKY_APP_URL", url)  # post links open the fake's own pages
-        print(f"{name.title():<11} (local) {url}", flush=True)
+        print(f"{DISPLAY_NAMES.get(name, name.title()):<11} (local) {url}", flush=True)
     return started
 
 
