@@ -10,8 +10,7 @@ callback's `state` against them before anything is exchanged or stored.
 from __future__ import annotations
 
 import hmac
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -21,6 +20,7 @@ from publishers.mastodon import AppRegistration, MastodonPublisher
 from publishers.oauth import new_pkce, new_state
 from saas.channels import service as channel_service
 from saas.channels.models import Channel, MastodonApp
+from saas.channels.oauth import SignInState
 from saas.publishing.networks import publisher_for
 
 
@@ -29,23 +29,13 @@ class ConnectRefused(ValueError):
 
 
 @dataclass(frozen=True)
-class Pending:
+class Pending(SignInState):
     """What the browser session remembers between `start` and `finish`."""
 
     workspace: str
     instance_url: str
     state: str
     code_verifier: str | None
-
-    def to_session(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_session(cls, raw: Any) -> Pending | None:
-        try:
-            return cls(**raw) if isinstance(raw, dict) else None
-        except TypeError:
-            return None
 
 
 def _publisher() -> MastodonPublisher:

@@ -19,7 +19,7 @@ import hmac
 import json
 import secrets
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Self
 
 import sqlalchemy.orm as so
 
@@ -46,24 +46,28 @@ class ConnectRefused(ValueError):
     """The connect attempt cannot go on; the message says why, for the person connecting."""
 
 
+class SignInState:
+    """A sign-in in progress, kept in the browser session between `start` and `finish` (any network)."""
+
+    def to_session(self) -> dict[str, Any]:
+        return asdict(self)  # type: ignore[call-overload]  # subclasses are dataclasses
+
+    @classmethod
+    def from_session(cls, raw: Any) -> Self | None:
+        try:
+            return cls(**raw) if isinstance(raw, dict) else None
+        except TypeError:
+            return None
+
+
 @dataclass(frozen=True)
-class Pending:
+class Pending(SignInState):
     """What the browser session remembers between `start` and `finish`."""
 
     workspace: str
     network: str
     state: str
     code_verifier: str | None
-
-    def to_session(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_session(cls, raw: Any) -> Pending | None:
-        try:
-            return cls(**raw) if isinstance(raw, dict) else None
-        except TypeError:
-            return None
 
 
 def publisher(network: str) -> OAuthPublisher:
