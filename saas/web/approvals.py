@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
@@ -10,7 +11,8 @@ from flask_login import current_user
 from saas import db
 from saas.approvals import service as approvals
 from saas.approvals.models import ApprovalMode, StepRule, Verdict
-from saas.posts.models import Post
+from saas.posts import service as post_service
+from saas.posts.models import Post, PostState
 from saas.security import TEAM_MANAGERS, require_role
 from saas.web.forms import ConfirmForm
 from tenants import agency
@@ -20,18 +22,23 @@ from tenants.models import Role
 bp = Blueprint("approval", __name__, url_prefix="/approvals")
 
 PUBLISHERS_ROLES = (Role.OWNER, Role.ADMIN, Role.EDITOR)
+WEEK = timedelta(days=7)
+# Posts that can be sent for approval: not gone out, not already in review.
+SUBMITTABLE = (PostState.DRAFT, PostState.SCHEDULED, PostState.CHANGES_REQUESTED, PostState.APPROVED)
 VERDICTS = {"approve": Verdict.APPROVED, "request-changes": Verdict.CHANGES_REQUESTED}
 
 
 def queue() -> Any:
     """The review queue: what waits for the current user, and what reviewers sent back."""
     session = db.session()
+    now = approvals.utcnow()
     return render_template(
         "approvals/queue.html",
         mine=approvals.waiting_for(session, current_user.id),
         sent_back=approvals.sent_back(session),
         mode=approvals.mode_of(session),
-        now=approvals.utcnow(),
+        now=now,
+        unsent=post_service.posts_by_id(session, approvals.unsubmitted_between(session, now, now + WEEK)),
     )
 
 
@@ -48,7 +55,7 @@ def panel(post: Post) -> dict[str, Any]:
         "links": approvals.links(session, post.id) if team else [],
         "comments": approvals.comments(session, post.id, include_internal=_sees_internal()),
         "may_decide": approvals.may_decide(session, request_, current_user.id),
-        "may_submit": team and mode is not ApprovalMode.NONE and request_ is None and post.state.value != "draft",
+        "may_submit": team and mode is not ApprovalMode.NONE and request_ is None and post.state in SUBMITTABLE,
         "sees_internal": _sees_internal(),
         "now": approvals.utcnow(),
     }
@@ -72,7 +79,7 @@ def _checked() -> None:
 def submit(post_id: int) -> Any:
     _checked()
     try:
-        approvals.submit(db.session(), [post_id], current_user.id)
+        done = post_service.submit_for_approval(db.session(), [post_id], current_user.id)
     except LookupError:
         abort(404)
     except approvals.ApprovalError as exc:
@@ -80,7 +87,10 @@ def submit(post_id: int) -> Any:
         flash(str(exc), "error")
         return _back(post_id)
     db.session.commit()
-    flash("Sent for approval: the approvers have been emailed a link.", "success")
+    if done.left:
+        flash(f"This draft cannot be sent for approval yet: {done.left[0][1]} Edit it first.", "error")
+    else:
+        flash("Sent for approval: the approvers have been emailed a link.", "success")
     return _back(post_id)
 
 
@@ -89,14 +99,17 @@ def submit(post_id: int) -> Any:
 def submit_week() -> Any:
     _checked()
     try:
-        requests = approvals.submit_upcoming(db.session(), current_user.id, approvals.utcnow())
+        done = post_service.submit_week(db.session(), current_user.id, days=WEEK.days)
     except approvals.ApprovalError as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("workspace.approvals"))
     db.session.commit()
-    count = len(requests)
-    flash(f"Sent {count} post{'' if count == 1 else 's'} for approval in one email to each approver.", "success")
+    count = len(done.requests)
+    if count:
+        flash(f"Sent {count} post{'' if count == 1 else 's'} for approval in one email to each approver.", "success")
+    for post, reason in done.left:
+        flash(f"Not sent: the draft “{post.text[:60] or 'without text'}” — {reason}", "error")
     return redirect(url_for("workspace.approvals"))
 
 
