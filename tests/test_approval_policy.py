@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 
 from saas.approvals import reminders
 from saas.approvals import service as approvals
-from saas.approvals.models import ApprovalMode, ApprovalPolicy, StepRule, Verdict
+from saas.approvals.models import ApprovalMode, ApprovalPolicy, ReviewLink, StepRule, Verdict
 from saas.posts import service as post_service
 from saas.posts.models import Post, PostState, PostTarget
 from tenants import tenant_session
@@ -163,7 +164,7 @@ def test_one_draft_is_submitted_from_its_page_or_told_what_it_lacks(client, outb
     assert state_of(tenant, ready) is PostState.IN_REVIEW and len(outbox.to(REVIEWER)) == 1
 
 
-def test_reminders_send_one_digest_a_day_and_warn_before_an_unapproved_post_is_due(outbox):
+def test_reminders_send_one_digest_a_day_and_warn_before_an_unapproved_post_is_due(client, outbox):
     tenant, owner, channel_id = optional_workspace()
     soon = schedule(tenant, owner, channel_id, "Soon", hours=3)
     schedule(tenant, owner, channel_id, "Later", hours=24 * 5)
@@ -178,6 +179,14 @@ def test_reminders_send_one_digest_a_day_and_warn_before_an_unapproved_post_is_d
 
     digests = outbox.to(REVIEWER)[before:]
     assert [m["Subject"] for m in digests] == ["2 posts waiting for your approval"]
+    # The digest opens both posts without a login, through a review link of its own (one, not one per run).
+    body = digests[0].get_content()
+    assert "Soon" in body and "Later" in body and "UTC" in body  # every time with its zone
+    link = re.search(r"http://localhost(/review/\S+)", body).group(1)
+    page = client.get(link).get_data(as_text=True)
+    assert "Soon" in page and "Later" in page
+    with app_context(), tenant_session(tenant.id) as session:
+        assert session.scalar(sa.select(sa.func.count(ReviewLink.id))) == 2  # the submission's and the digest's
     warnings = [m for m in outbox.to(owner.email) if "goes out soon" in m["Subject"]]
     assert len(warnings) == 1 and "“Soon”" in warnings[0].get_content()
     assert state_of(tenant, soon).value == "in_review"
