@@ -12,7 +12,7 @@ from saas.channels.models import ConnectLink
 from tenants import tenant_session
 from tenants.models import TenantKind
 from tests.factories import PASSWORD, app_context, make_tenant, make_user, make_workspace
-from tests.test_oauth_connect import channels_of, x  # noqa: F401  (the X fake fixture)
+from tests.test_oauth_connect import channels_of, facebook, x  # noqa: F401  (the fakes' fixtures)
 
 CLIENT_EMAIL = "owner@bluebell.example"
 
@@ -23,10 +23,10 @@ def send_link(client, tenant) -> None:
     assert f"Sent a connect link to {CLIENT_EMAIL}" in client.get(sent.location).get_data(as_text=True)
 
 
-def sign_in_through(visitor, link: str) -> str:
-    """Open the link, connect X, approve on X: returns where our callback sends the browser."""
+def sign_in_through(visitor, link: str, network: str = "x") -> str:
+    """Open the link, connect the network, approve there: returns where our callback sends the browser."""
     assert "Connect X" in visitor.get(link).get_data(as_text=True)
-    started = visitor.submit(f"{link}/start", {"network": "x"}, page=link)
+    started = visitor.submit(f"{link}/start", {"network": network}, page=link)
     assert started.status_code == 200, started.get_data(as_text=True)
     answer = httpx.get(started.headers["Refresh"].removeprefix("0; url="))
     back = urlsplit(answer.headers["location"])
@@ -70,3 +70,31 @@ def test_expired_or_tampered_links_are_refused(client, make_client, outbox):
     expired = visitor.get(link)
     assert expired.status_code == 404 and "expired" in expired.get_data(as_text=True)
     assert channels_of(tenant) == []
+
+
+def test_client_picks_which_pages_to_connect_through_the_link(client, make_client, outbox, facebook):  # noqa: F811
+    agency, agency_owner = make_workspace(name="Northwind Social", kind=TenantKind.AGENCY)
+    bluebell = make_tenant("Bluebell Bakery", kind=TenantKind.CLIENT, managed_by=agency, owner=make_user())
+    bakery = facebook.add_page("Bluebell Bakery", "bluebell")
+    facebook.add_page("Private Club", "bluebell")  # the client's other Page: not for the agency
+    client.log_in(agency_owner.email, PASSWORD)
+    send_link(client, bluebell)
+    link = outbox.link_in_last(CLIENT_EMAIL)
+    visitor = make_client()
+
+    finished = visitor.get(sign_in_through(visitor, link, "facebook_pages"))
+    assert finished.status_code == 302
+    picker = finished.headers["Location"]
+    assert picker.endswith("/pick")
+    page = visitor.get(picker).get_data(as_text=True)
+    assert "Bluebell Bakery" in page and "Private Club" in page
+    assert channels_of(bluebell) == []  # nothing connected before the choice
+    nothing = visitor.submit(picker, {}, page=picker)
+    assert nothing.status_code == 422 and "Tick at least one account" in nothing.get_data(as_text=True)
+
+    done = visitor.submit(picker, {"account": [bakery]}, page=picker)
+
+    assert done.status_code == 200 and "Bakery on Facebook Pages to Bluebell Bakery" in done.get_data(as_text=True)
+    assert [(c.network, c.display_name) for c in channels_of(bluebell)] == [("facebook_pages", "Bluebell Bakery")]
+    assert visitor.get(link).status_code == 404  # spent
+    assert visitor.get(picker).status_code == 404  # and its picker with it

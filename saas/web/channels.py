@@ -248,7 +248,14 @@ def oauth_pick() -> Any:
             flash(f"Connected {', '.join('@' + c.handle for c in channels)} on {name}.", "success")
             return redirect(url_for("workspace.channels.index"))
     page = render_template(
-        "channels/pick.html", name=name, accounts=accounts, error=error, confirm=ConfirmForm(formdata=None)
+        "channels/pick.html",
+        name=name,
+        accounts=accounts,
+        error=error,
+        confirm=ConfirmForm(formdata=None),
+        workspace=g.workspace.name,
+        cancel_url=url_for("workspace.channels.index"),
+        cancel_label="Cancel and go back to Channels",
     )
     return page, 422 if error else 200
 
