@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from saas.passwords import NO_PASSWORD
 from tenants import agency, tokens
 from tenants.models import ClientMode, Invitation, Membership, Role, StaffAssignment, Tenant, TenantKind, User
 from tenants.scoping import bind_tenant, bound_tenant_id, system_session
@@ -232,6 +233,25 @@ def invite(session: so.Session, *, email: str, role: Role, invited_by: User) -> 
     session.add(invitation)
     session.flush()
     return invitation, raw
+
+
+def add_reviewer(session: so.Session, *, email: str, name: str, added_by: User) -> tuple[Membership, bool]:
+    """Make `email` a reviewer here at once (a free seat): no invitation to accept, no password to choose,
+    because reviewers act from the links they are emailed. An address without an account gets one without
+    a password. Returns the membership and whether the account is new."""
+    email = email.strip().lower()
+    user = session.scalar(sa.select(User).where(User.email == email))
+    if user is not None and session.scalar(sa.select(Membership.id).where(Membership.user_id == user.id)):
+        raise MembershipError(f"{email} is already a member of this workspace.")
+    created = user is None
+    if user is None:
+        user = User(email=email, name=name.strip(), password_hash=NO_PASSWORD, timezone=added_by.timezone)
+        session.add(user)
+        session.flush()
+    membership = Membership(user_id=user.id, role=Role.REVIEWER)
+    session.add(membership)
+    session.flush()
+    return membership, created
 
 
 def revoke_invitation(session: so.Session, invitation_id: int) -> Invitation | None:

@@ -13,7 +13,7 @@ from saas.approvals.models import ApprovalMode, ApprovalPolicy, ReviewLink, Step
 from saas.posts import service as post_service
 from saas.posts.models import Post, PostState, PostTarget
 from tenants import tenant_session
-from tenants.models import Role, TenantKind
+from tenants.models import Role, TenantKind, User
 from tests.factories import PASSWORD, add_member, app_context, make_tenant, make_user, make_workspace
 from tests.test_review_links import (
     REVIEWER,
@@ -204,3 +204,46 @@ def test_a_step_can_be_the_agencys_people(outbox):
         approvals.decide(session, post_id, user_id=agency_owner.id, verdict=Verdict.APPROVED, revision=1)
         session.commit()
     assert state_of(bluebell, post_id).value == "scheduled"
+
+
+def test_a_reviewer_named_by_email_approves_from_the_link_without_an_account(client, make_client, outbox):
+    tenant, owner = make_workspace(name="Bluebell Bakery")
+    client.log_in(owner.email, PASSWORD)
+    page = f"/w/{tenant.slug}/approvals/policy"
+    for bad, message in (
+        ({"name": "Rosa", "email": ""}, "Enter your email address."),
+        ({"name": "Rosa", "email": "not-an-address"}, "like name@example.com"),
+        ({"name": "Rosa", "email": "r" * 250 + "@x.example"}, "Use at most 254 characters."),
+        ({"name": "", "email": "rosa@bluebell.example"}, "Enter the reviewer&#39;s name."),
+    ):
+        refused = client.submit(f"/w/{tenant.slug}/approvals/reviewers", bad, page=page)
+        assert refused.status_code == 422 and message in refused.get_data(as_text=True), bad
+
+    added = client.submit(
+        f"/w/{tenant.slug}/approvals/reviewers", {"name": "Rosa", "email": " Rosa@Bluebell.example "}, page=page
+    )
+
+    assert "Added Rosa (rosa@bluebell.example) as a reviewer" in client.get(added.location).get_data(as_text=True)
+    assert "no account or password is needed" in outbox.last_to(REVIEWER).get_content().lower()
+    again = client.submit(f"/w/{tenant.slug}/approvals/reviewers", {"name": "Rosa", "email": REVIEWER}, page=page)
+    assert again.status_code == 422 and "already a member" in again.get_data(as_text=True)
+    with app_context(), tenant_session(tenant.id) as session:
+        rosa = session.scalar(sa.select(User).where(User.email == REVIEWER))
+        assert [m.role for m in rosa.memberships] == [Role.REVIEWER]
+        approvals.set_policy(
+            session, ApprovalMode.REQUIRED, [approvals.Step("Client", StepRule.ANY, user_ids=(rosa.id,))]
+        )
+        session.commit()
+    # No password opens the account (not even an empty one); the emailed link does.
+    visitor = make_client()
+    for password in ("", "!none", PASSWORD):
+        refused = visitor.submit("/login", {"email": REVIEWER, "password": password})
+        assert refused.status_code != 302
+    channel_id = with_policy_and_channel(
+        tenant, ApprovalMode.REQUIRED, approvals.Step("Client", StepRule.ANY, user_ids=(rosa.id,)), "acct-9"
+    )
+    post_id = schedule(tenant, owner, channel_id, "Cinnamon buns", hours=30)
+    assert outbox.last_to(REVIEWER)["Subject"] == "Bluebell Bakery: a post is waiting for your approval"
+    link = re.search(r"http://localhost(/review/\S+)", outbox.last_to(REVIEWER).get_content()).group(1)
+    visitor.submit(f"{link}/posts/{post_id}", {"action": "approve", "revision": "1", "comment": ""})
+    assert state_of(tenant, post_id) is PostState.SCHEDULED

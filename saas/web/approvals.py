@@ -8,13 +8,13 @@ from typing import Any
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from saas import db
+from saas import db, mail
 from saas.approvals import service as approvals
 from saas.approvals.models import ApprovalMode, StepRule, Verdict
 from saas.posts import service as post_service
 from saas.posts.models import Post, PostState
 from saas.security import TEAM_MANAGERS, require_role
-from saas.web.forms import ConfirmForm
+from saas.web.forms import ConfirmForm, ReviewerForm
 from tenants import agency
 from tenants import service as tenant_service
 from tenants.models import Role
@@ -243,8 +243,7 @@ def _posted_steps() -> list[approvals.Step]:
 def policy() -> Any:
     """The workspace's approval policy: none, optional or required, and its steps in order."""
     session = db.session()
-    people = {m.user_id: m.user.name for m in tenant_service.members(session)}
-    people.update(agency.staff_for_client(g.workspace.tenant_id))
+    people = _people()
     current = approvals.policy_of(session)
     mode, steps, error = (current.mode if current else ApprovalMode.NONE), (current.steps if current else []), None
     if request.method == "POST":
@@ -266,7 +265,59 @@ def policy() -> Any:
             session.commit()
             flash("Approval policy saved. It applies to posts sent for approval from now on.", "success")
             return redirect(url_for("workspace.approval.policy"))
+    return _policy_page(mode, steps, people, error, ReviewerForm(formdata=None))
+
+
+def _people() -> dict[int, str]:
+    """Who can be named as an approver: this workspace's members and the agency's people working in it."""
+    people = {m.user_id: m.user.name for m in tenant_service.members(db.session())}
+    people.update(agency.staff_for_client(g.workspace.tenant_id))
+    return people
+
+
+def _policy_page(
+    mode: ApprovalMode, steps: list[dict[str, Any]], people: dict[int, str], error: str | None, reviewer: ReviewerForm
+) -> Any:
     rows = steps + [{"name": "", "rule": "any", "roles": [], "user_ids": []}] * (MAX_STEPS - len(steps))
-    return render_template(
-        "approvals/policy.html", mode=mode, steps=rows, people=people, roles=ROLE_CHOICES, error=error
-    ), (422 if error else 200)
+    page = render_template(
+        "approvals/policy.html",
+        mode=mode,
+        steps=rows,
+        people=people,
+        roles=ROLE_CHOICES,
+        error=error,
+        reviewer=reviewer,
+    )
+    return page, (422 if error or reviewer.errors else 200)
+
+
+@bp.post("/reviewers")
+@require_role(*TEAM_MANAGERS)
+def add_reviewer() -> Any:
+    """Name a reviewer by email: a free seat, no invitation to accept, no password; they act from emailed links."""
+    form = ReviewerForm()
+    if form.validate_on_submit():
+        try:
+            membership, created = tenant_service.add_reviewer(
+                db.session(), email=form.email.data or "", name=form.name.data or "", added_by=current_user
+            )
+        except tenant_service.MembershipError as exc:
+            db.session.rollback()
+            form.email.errors = [*form.email.errors, str(exc)]
+        else:
+            db.session.commit()
+            user = membership.user
+            mail.send(
+                user.email,
+                f"{g.workspace.name} added you as a reviewer on Multipost",
+                "reviewer_added",
+                name=user.name,
+                workspace=g.workspace.name,
+                added_by=current_user,
+                new_account=created,
+            )
+            flash(f"Added {user.name} ({user.email}) as a reviewer. Name them in a step below.", "success")
+            return redirect(url_for("workspace.approval.policy"))
+    current = approvals.policy_of(db.session())
+    mode, steps = (current.mode, current.steps) if current else (ApprovalMode.NONE, [])
+    return _policy_page(mode, steps, _people(), None, form)

@@ -155,6 +155,11 @@ class InviteForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES, default=Role.EDITOR.value)
 
 
+class ReviewerForm(FlaskForm):
+    name = _name_field("Their name", "Enter the reviewer's name.")
+    email = _email_field("Their email address")
+
+
 class RoleForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES)
 
