@@ -68,6 +68,9 @@ def load_user(cookie_id: str) -> User | None:
 
 def start_session(user: User, *, remember: bool = False) -> None:
     """Log `user` in with a new session: a new handle, and nothing from before log-in carries over."""
+    previous = current_session()
+    if previous is not None:
+        sessions.end(previous)  # logging in again in this browser replaces its session
     cookie_session.clear()
     handle = sessions.create(db.session(), user.id, remember=remember)
     events.record(db.session(), EventKind.LOGIN, user.id)

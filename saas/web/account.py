@@ -136,10 +136,12 @@ def change_password() -> Any:
 @bp.get("/sessions")
 def sessions_page() -> Any:
     row = current_session()
+    this_id = row.id if row else None
     return render_template(
         "account/sessions.html",
-        sessions=sessions.active(db.session(), current_user.id),
-        this_id=row.id if row else None,
+        # This device first, then the others by when they were last seen.
+        sessions=sorted(sessions.active(db.session(), current_user.id), key=lambda s: s.id != this_id),
+        this_id=this_id,
         confirm=ConfirmForm(formdata=None),
         limits=sessions.timeouts(),
     )
