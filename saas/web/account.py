@@ -195,13 +195,13 @@ def two_factor() -> Any:
     required_by = None
     if request.args.get("required"):
         workspace = tenant_service.find_workspace(current_user.id, request.args["required"][:63])
-        required_by = workspace.name if workspace is not None and workspace.requires_two_factor else None
+        required_by = workspace if workspace is not None and workspace.requires_two_factor else None
     return render_template(
         "account/two_factor.html",
         enabled=twofactor.is_enabled(session, current_user.id),
         codes_left=twofactor.recovery_codes_left(session, current_user.id),
         required_by=required_by,
-        required_slug=request.args.get("required", "")[:63] if required_by else "",
+        required_slug=required_by.slug if required_by else "",
         confirm=ConfirmForm(formdata=None),
     )
 
