@@ -192,3 +192,7 @@ def test_log_ins_and_failures_are_recorded(client):
     client.submit("/logout", page="/account")
     assert event_kinds(user.id) == ["login_failed", "login", "logout"]
     assert event_kinds(None) == ["login_failed"]
+    client.log_in(user.email, PASSWORD)
+    page = client.get("/account/sessions").get_data(as_text=True)
+    activity = page[page.index("Recent security activity") :]
+    assert activity.index("Logged in") < activity.index("Logged out") < activity.index("Failed log-in")

@@ -57,6 +57,14 @@ LABELS = {
 }
 
 
+def label_of(kind: str) -> str:
+    """What an event kind reads as on a page ("Failed log-in")."""
+    try:
+        return LABELS[EventKind(kind)]
+    except ValueError:
+        return kind.replace("_", " ").capitalize()
+
+
 def client_ip() -> str:
     return (request.remote_addr or "unknown")[:45] if has_request_context() else "-"
 

@@ -144,6 +144,8 @@ def sessions_page() -> Any:
         this_id=this_id,
         confirm=ConfirmForm(formdata=None),
         limits=sessions.timeouts(),
+        activity=events.for_users(db.session(), [current_user.id], limit=20),
+        label_of=events.label_of,
     )
 
 
