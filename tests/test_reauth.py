@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from saas import passwords
+from saas import db, passwords
+from tenants.models import User
 from tests.factories import PASSWORD, app_context, enable_two_factor, make_user, make_workspace
 from tests.identity_helpers import age_sessions, code_for, event_kinds, log_in_with_code, wrong_code
 
@@ -13,9 +14,6 @@ STALE = {"authenticated_at": timedelta(minutes=11)}
 
 
 def _password_hash(user_id):
-    from saas import db
-    from tenants.models import User
-
     with app_context(), db.new_session() as session:
         return session.get(User, user_id).password_hash
 

@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 
 from flask_login.utils import encode_cookie
 
-from tests.factories import PASSWORD, make_user
+from saas import db
+from saas.identity.models import UserSession
+from tests.factories import PASSWORD, app_context, make_user
 from tests.identity_helpers import age_sessions, event_kinds, sessions_of
 
 CHROME_ON_WINDOWS = (
@@ -196,3 +198,17 @@ def test_log_ins_and_failures_are_recorded(client):
     page = client.get("/account/sessions").get_data(as_text=True)
     activity = page[page.index("Recent security activity") :]
     assert activity.index("Logged in") < activity.index("Logged out") < activity.index("Failed log-in")
+
+
+def test_pruning_deletes_only_sessions_that_ended_long_ago(app, make_client):
+    user = make_user()
+    for _ in range(3):
+        make_client().log_in(user.email, PASSWORD)
+    old, recent, live = sessions_of(user.id)
+    with app_context(), db.new_session() as session:
+        session.get(UserSession, old.id).revoked_at = datetime.now(UTC) - timedelta(days=31)
+        session.get(UserSession, recent.id).revoked_at = datetime.now(UTC) - timedelta(days=1)
+        session.commit()
+    result = app.test_cli_runner().invoke(args=["prune-sessions"])
+    assert "Deleted 1 ended session(s)." in result.output
+    assert [s.id for s in sessions_of(user.id)] == [recent.id, live.id]

@@ -8,11 +8,19 @@ import pytest
 import sqlalchemy as sa
 
 from saas import db
-from saas.crypto import DecryptionError
+from saas.crypto import DecryptionError, new_key
 from saas.identity import twofactor
 from saas.identity.models import RecoveryCode, TwoFactorCredential
 from tenants.models import Role, TenantKind
-from tests.factories import PASSWORD, add_member, app_context, enable_two_factor, make_user, make_workspace
+from tests.factories import (
+    PASSWORD,
+    add_member,
+    app_context,
+    enable_two_factor,
+    make_tenant,
+    make_user,
+    make_workspace,
+)
 from tests.identity_helpers import code_for, event_kinds, log_in_with_code, wrong_code
 
 
@@ -229,8 +237,6 @@ def test_an_agency_requirement_holds_its_staff_in_client_workspaces(client, make
     agency, agency_owner = make_workspace(name="Northwind Social", kind=TenantKind.AGENCY)
     staff = make_user()
     add_member(agency, staff, Role.ADMIN)  # admins reach every client
-    from tests.factories import make_tenant
-
     customer = make_tenant(name="Bluebell Bakery", kind=TenantKind.CLIENT, managed_by=agency)
     _require_two_factor(client, agency, agency_owner, enable_two_factor(agency_owner)[0])
 
@@ -241,3 +247,21 @@ def test_an_agency_requirement_holds_its_staff_in_client_workspaces(client, make
     assert b"Bluebell Bakery requires two-factor authentication" in browser.get(sent.headers["Location"]).data
     enable_two_factor(staff)
     assert browser.get(f"/w/{customer.slug}/calendar").status_code == 200
+
+
+def test_rotating_keys_reseals_the_secret_and_the_old_key_can_go(app, make_client):
+    user = make_user()
+    secret, _ = enable_two_factor(user)
+    old_keys = app.config["ENCRYPTION_KEYS"]
+    fresh = new_key()
+    app.config["ENCRYPTION_KEYS"] = f"{fresh},{old_keys}"
+    app.extensions.pop("keyring", None)
+    try:
+        result = app.test_cli_runner().invoke(args=["rotate-keys"])
+        assert "Re-encrypted 1 two-factor secret(s)" in result.output
+        app.config["ENCRYPTION_KEYS"] = fresh
+        app.extensions.pop("keyring", None)
+        assert log_in_with_code(make_client(), user.email, secret).status_code == 302
+    finally:
+        app.config["ENCRYPTION_KEYS"] = old_keys
+        app.extensions.pop("keyring", None)

@@ -147,3 +147,11 @@ def end(row: UserSession) -> None:
 def mark_authenticated(row: UserSession) -> None:
     """The password (and second factor) was just entered again in this session."""
     row.authenticated_at = utcnow()
+
+
+def prune(session: so.Session, keep_for: timedelta = timedelta(days=30)) -> int:
+    """Delete session rows that ended (revoked or expired) more than `keep_for` ago. Returns how many."""
+    cutoff = utcnow() - keep_for
+    return session.execute(
+        sa.delete(UserSession).where(sa.or_(UserSession.revoked_at < cutoff, UserSession.expires_at < cutoff))
+    ).rowcount

@@ -186,3 +186,14 @@ def disable(session: so.Session, user_id: int) -> None:
     deleted = session.execute(sa.delete(TwoFactorCredential).where(TwoFactorCredential.user_id == user_id)).rowcount
     if deleted:
         events.record(session, EventKind.TWO_FACTOR_DISABLED, user_id)
+
+
+def rotate_keys(session: so.Session) -> int:
+    """Re-seal every authenticator secret with the newest ENCRYPTION_KEYS key (`flask rotate-keys`)."""
+    ring = keyring()
+    rotated = 0
+    for found in session.scalars(sa.select(TwoFactorCredential).with_for_update()):
+        if ring.needs_rotation(found.secret_sealed):
+            found.secret_sealed = ring.seal(_secret(found).encode(), _bound_to(found.user_id))
+            rotated += 1
+    return rotated
