@@ -131,3 +131,16 @@ def enable_two_factor(user: User) -> tuple[str, list[str]]:
         codes = twofactor.confirm_setup(session, user.id, previous)
         session.commit()
     return secret, codes
+
+
+@contextmanager
+def encryption_keys(app: Flask, keys: str) -> Iterator[None]:
+    """Run with ENCRYPTION_KEYS set to `keys` (the key ring is rebuilt), then put the old ones back."""
+    old_keys = app.config["ENCRYPTION_KEYS"]
+    app.config["ENCRYPTION_KEYS"] = keys
+    app.extensions.pop("keyring", None)
+    try:
+        yield
+    finally:
+        app.config["ENCRYPTION_KEYS"] = old_keys
+        app.extensions.pop("keyring", None)

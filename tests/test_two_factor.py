@@ -17,6 +17,7 @@ from tests.factories import (
     add_member,
     app_context,
     enable_two_factor,
+    encryption_keys,
     make_tenant,
     make_user,
     make_workspace,
@@ -252,16 +253,9 @@ def test_an_agency_requirement_holds_its_staff_in_client_workspaces(client, make
 def test_rotating_keys_reseals_the_secret_and_the_old_key_can_go(app, make_client):
     user = make_user()
     secret, _ = enable_two_factor(user)
-    old_keys = app.config["ENCRYPTION_KEYS"]
     fresh = new_key()
-    app.config["ENCRYPTION_KEYS"] = f"{fresh},{old_keys}"
-    app.extensions.pop("keyring", None)
-    try:
+    with encryption_keys(app, f"{fresh},{app.config['ENCRYPTION_KEYS']}"):
         result = app.test_cli_runner().invoke(args=["rotate-keys"])
         assert "Re-encrypted 1 two-factor secret(s)" in result.output
-        app.config["ENCRYPTION_KEYS"] = fresh
-        app.extensions.pop("keyring", None)
+    with encryption_keys(app, fresh):
         assert log_in_with_code(make_client(), user.email, secret).status_code == 302
-    finally:
-        app.config["ENCRYPTION_KEYS"] = old_keys
-        app.extensions.pop("keyring", None)
