@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import sqlalchemy as sa
@@ -97,6 +98,30 @@ def test_a_code_cannot_be_used_twice(make_client):
     # Nor an older one, though still inside the tolerance.
     older = log_in_with_code(make_client(), user.email, code_for(secret, -1), is_code=True)
     assert older.status_code == 422
+
+
+def _second_steps_at_once(browsers, code):
+    tokens = [browser.csrf_token("/login/two-factor") for browser in browsers]
+
+    def send(browser, token):
+        return browser.post("/login/two-factor", data={"code": code, "csrf_token": token}).status_code
+
+    with ThreadPoolExecutor(len(browsers)) as pool:
+        return sorted(pool.map(send, browsers, tokens))
+
+
+def test_two_log_ins_racing_with_one_code_let_only_one_in(app, make_client):
+    app.config["TWO_FACTOR_LIMIT_PER_ACCOUNT"] = "20 per 5 minutes"
+    try:
+        user = make_user()
+        secret, codes = enable_two_factor(user)
+        for code in (code_for(secret), codes[0]):
+            browsers = [make_client() for _ in range(4)]
+            for browser in browsers:
+                browser.submit("/login", {"email": user.email, "password": PASSWORD})
+            assert _second_steps_at_once(browsers, code) == [302, 422, 422, 422], code
+    finally:
+        app.config["TWO_FACTOR_LIMIT_PER_ACCOUNT"] = "5 per 5 minutes"
 
 
 def test_a_recovery_code_works_once(make_client):
@@ -217,7 +242,12 @@ def test_a_workspace_that_requires_it_sends_a_member_without_it_to_set_up(client
     assert "Strict Co requires two-factor authentication" in page
     assert browser.get(f"/w/{own_tenant.slug}/calendar").status_code == 200  # other workspaces unaffected
 
-    enable_two_factor(member)
+    # Set up from there, and the last page leads back to the workspace.
+    started = browser.submit(f"/account/two-factor/setup?required={tenant.slug}", page=sent.headers["Location"])
+    setup_page = browser.get(started.headers["Location"]).get_data(as_text=True)
+    secret = re.search(r'<code class="secret-key">([A-Z2-7]+)</code>', setup_page).group(1)
+    done = browser.submit(started.headers["Location"], {"code": code_for(secret)}, page=started.headers["Location"])
+    assert f'href="/w/{tenant.slug}/calendar">I have saved them: go on to Strict Co' in done.get_data(as_text=True)
     assert browser.get(f"/w/{tenant.slug}/posts").status_code == 200
 
 
