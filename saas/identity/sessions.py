@@ -17,6 +17,7 @@ import sqlalchemy.orm as so
 from flask import current_app
 from ua_parser import parse as parse_user_agent
 
+from saas import db
 from saas.identity import events
 from saas.identity.events import EventKind
 from saas.identity.models import UserSession
@@ -120,11 +121,13 @@ def active(session: so.Session, user_id: int, now: datetime | None = None) -> li
 
 def revoke(session: so.Session, user_id: int, session_id: int) -> bool:
     """End one of the user's sessions. False when it is not theirs or already ended."""
-    ended = session.execute(
-        sa.update(UserSession)
-        .where(UserSession.id == session_id, UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
-        .values(revoked_at=utcnow())
-    ).rowcount
+    ended = db.rows_affected(
+        session.execute(
+            sa.update(UserSession)
+            .where(UserSession.id == session_id, UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
+            .values(revoked_at=utcnow())
+        )
+    )
     if ended:
         events.record(session, EventKind.SESSION_REVOKED, user_id)
     return bool(ended)
@@ -135,7 +138,7 @@ def revoke_all(session: so.Session, user_id: int, *, keep: int | None = None) ->
     statement = sa.update(UserSession).where(UserSession.user_id == user_id, UserSession.revoked_at.is_(None))
     if keep is not None:
         statement = statement.where(UserSession.id != keep)
-    return session.execute(statement.values(revoked_at=utcnow())).rowcount
+    return db.rows_affected(session.execute(statement.values(revoked_at=utcnow())))
 
 
 def end(row: UserSession) -> None:
@@ -152,6 +155,8 @@ def mark_authenticated(row: UserSession) -> None:
 def prune(session: so.Session, keep_for: timedelta = timedelta(days=30)) -> int:
     """Delete session rows that ended (revoked or expired) more than `keep_for` ago. Returns how many."""
     cutoff = utcnow() - keep_for
-    return session.execute(
-        sa.delete(UserSession).where(sa.or_(UserSession.revoked_at < cutoff, UserSession.expires_at < cutoff))
-    ).rowcount
+    return db.rows_affected(
+        session.execute(
+            sa.delete(UserSession).where(sa.or_(UserSession.revoked_at < cutoff, UserSession.expires_at < cutoff))
+        )
+    )

@@ -18,6 +18,7 @@ import segno
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from saas import db
 from saas.channels.service import keyring
 from saas.identity import events
 from saas.identity.events import EventKind
@@ -145,8 +146,8 @@ def verify(session: so.Session, user_id: int, code: str, now: datetime | None = 
         sa.update(RecoveryCode)
         .where(RecoveryCode.user_id == user_id, RecoveryCode.code_hash == _digest(code), RecoveryCode.used_at.is_(None))
         .values(used_at=utcnow())
-    ).rowcount
-    if not used:
+    )
+    if not db.rows_affected(used):
         raise WrongCode("That recovery code is not right or has already been used.")
     events.record(session, EventKind.RECOVERY_CODE_USED, user_id)
     return "recovery"
@@ -183,8 +184,8 @@ def recovery_codes_left(session: so.Session, user_id: int) -> int:
 def disable(session: so.Session, user_id: int) -> None:
     """Turn two-factor off: the secret and the recovery codes are deleted."""
     session.execute(sa.delete(RecoveryCode).where(RecoveryCode.user_id == user_id))
-    deleted = session.execute(sa.delete(TwoFactorCredential).where(TwoFactorCredential.user_id == user_id)).rowcount
-    if deleted:
+    deleted = session.execute(sa.delete(TwoFactorCredential).where(TwoFactorCredential.user_id == user_id))
+    if db.rows_affected(deleted):
         events.record(session, EventKind.TWO_FACTOR_DISABLED, user_id)
 
 
