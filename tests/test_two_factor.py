@@ -26,7 +26,7 @@ from tests.factories import (
 from tests.identity_helpers import code_for, event_kinds, log_in_with_code, wrong_code
 
 
-def test_setting_up_needs_a_right_code_and_shows_recovery_codes_once(client):
+def test_setting_up_needs_a_right_code_and_shows_recovery_codes_once(client, outbox):
     user = make_user()
     client.log_in(user.email, PASSWORD)
     response = client.submit("/account/two-factor/setup", page="/account/two-factor")
@@ -58,6 +58,9 @@ def test_setting_up_needs_a_right_code_and_shows_recovery_codes_once(client):
     assert secret not in sealed
     assert not {c.replace("-", "") for c in codes} & set(stored)
     assert "two_factor_enabled" in event_kinds(user.id)
+    notice = outbox.last_to(user.email)
+    assert notice["Subject"] == "Multipost security notice: Two-factor authentication was turned on"
+    assert not any(code in notice.get_content() for code in codes)
 
 
 def test_login_asks_for_the_code_and_grants_nothing_before_it(client):
@@ -124,7 +127,7 @@ def test_two_log_ins_racing_with_one_code_let_only_one_in(app, make_client):
         app.config["TWO_FACTOR_LIMIT_PER_ACCOUNT"] = "5 per 5 minutes"
 
 
-def test_a_recovery_code_works_once(make_client):
+def test_a_recovery_code_works_once(make_client, outbox):
     user = make_user()
     _secret, codes = enable_two_factor(user)
     first = make_client()
@@ -136,6 +139,7 @@ def test_a_recovery_code_works_once(make_client):
     assert b"not right or has already been used" in again.data
     assert log_in_with_code(make_client(), user.email, codes[1], is_code=True).status_code == 302
     assert event_kinds(user.id).count("recovery_code_used") == 2
+    assert outbox.last_to(user.email)["Subject"] == "Multipost security notice: A recovery code was used to log in"
 
 
 def test_the_half_logged_in_step_expires(app, client):
@@ -179,7 +183,7 @@ def test_the_sealed_secret_only_opens_for_its_own_user(app):
             twofactor.verify(session, mallory.id, "123456")
 
 
-def test_new_recovery_codes_replace_the_old_and_turning_off_drops_the_step(make_client):
+def test_new_recovery_codes_replace_the_old_and_turning_off_drops_the_step(make_client, outbox):
     user = make_user()
     secret, old_codes = enable_two_factor(user)
     browser = make_client()
@@ -197,6 +201,9 @@ def test_new_recovery_codes_replace_the_old_and_turning_off_drops_the_step(make_
     assert event_kinds(user.id)[-1] == "login"
     assert "recovery_codes_regenerated" in event_kinds(user.id)
     assert "two_factor_disabled" in event_kinds(user.id)
+    notice = outbox.last_to(user.email)
+    assert notice["Subject"] == "Multipost security notice: Two-factor authentication was turned off"
+    assert "/reset" in notice.get_content()
 
 
 def test_password_reset_link_does_not_skip_the_second_factor(client, outbox):

@@ -9,7 +9,7 @@ from flask import session as cookie_session
 from flask_login import current_user, login_required, logout_user
 
 from saas import accounts, db, mail
-from saas.identity import events, sessions, twofactor
+from saas.identity import events, notices, sessions, twofactor
 from saas.identity.events import EventKind
 from saas.security import current_session
 from saas.web.forms import ChangeEmailForm, ChangePasswordForm, ConfirmForm, ProfileForm, TwoFactorForm
@@ -238,6 +238,7 @@ def confirm_two_factor() -> Any:
             form.code.errors.append(str(exc))
         else:
             session.commit()
+            notices.send(current_user, "Two-factor authentication was turned on")
             return _show_recovery_codes(codes, continue_to=request.args.get("required"))
     uri = twofactor.provisioning_uri(secret, current_user.email)
     return render_template(
@@ -271,5 +272,6 @@ def disable_two_factor() -> Any:
     if ConfirmForm().validate_on_submit():
         twofactor.disable(db.session(), current_user.id)
         db.session.commit()
+        notices.send(current_user, "Two-factor authentication was turned off")
         flash("Two-factor authentication is off. Your recovery codes no longer work.", "info")
     return redirect(url_for("account.two_factor"))

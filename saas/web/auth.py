@@ -14,7 +14,7 @@ from flask import session as cookie_session
 from flask_login import current_user, login_required
 
 from saas import accounts, db, mail, ratelimit
-from saas.identity import events, twofactor
+from saas.identity import events, notices, twofactor
 from saas.identity.events import EventKind
 from saas.security import end_session, start_session
 from saas.web.forms import (
@@ -195,6 +195,7 @@ def two_factor() -> Any:
             assert user is not None  # cascades would have deleted the credential with the user
             start_session(user, remember=bool(pending.get("remember")))
             if method == "recovery":
+                notices.send(user, "A recovery code was used to log in")
                 left = twofactor.recovery_codes_left(session, user_id)
                 flash(
                     f"You logged in with a recovery code; {left} left. If you lost your authenticator, "

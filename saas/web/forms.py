@@ -115,7 +115,7 @@ class LoginForm(FlaskForm):
         validators=[InputRequired("Enter your password.")],
         render_kw={"autocomplete": "current-password"},
     )
-    remember = BooleanField("Keep me logged in on this device for 30 days")
+    remember = BooleanField("Keep me logged in")  # the page names how long (REMEMBER_ME_LIFETIME)
 
 
 def _second_factor_field() -> StringField:
