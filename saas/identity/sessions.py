@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import current_app
+from sqlalchemy.orm.attributes import set_committed_value
 from ua_parser import parse as parse_user_agent
 
 from saas import db
@@ -103,7 +104,9 @@ def find_alive(session: so.Session, handle: str, user_id: int, now: datetime | N
             conn.execute(
                 sa.update(UserSession).where(UserSession.id == row.id).values(last_seen_at=now, ip=events.client_ip())
             )
-        row.last_seen_at, row.ip = now, events.client_ip()
+        # Mirror it without marking the row dirty: the request's own flush must not write it a second time.
+        set_committed_value(row, "last_seen_at", now)
+        set_committed_value(row, "ip", events.client_ip())
     return row
 
 
