@@ -10,7 +10,7 @@ from saas.channels import service as channel_service
 from saas.channels.models import Channel
 from saas.crypto import DecryptionError, KeyRing, new_key
 from tenants import system_session, tenant_session
-from tests.factories import app_context, make_workspace
+from tests.factories import app_context, encryption_keys, make_workspace
 
 
 def _connect(tenant, token="tok-" + "s3cret" * 4):
@@ -53,25 +53,17 @@ def test_sealed_credentials_copied_to_another_tenant_do_not_open(app):
 def test_rotate_keys_reseals_with_the_newest_key(app, runner=None):
     tenant, _ = make_workspace()
     channel = _connect(tenant)
-    old_keys = app.config["ENCRYPTION_KEYS"]
     fresh = new_key()
-    app.config["ENCRYPTION_KEYS"] = f"{fresh},{old_keys}"
-    app.extensions.pop("keyring", None)
-    try:
+    with encryption_keys(app, f"{fresh},{app.config['ENCRYPTION_KEYS']}"):
         result = app.test_cli_runner().invoke(args=["rotate-keys"])
         assert "1 channel(s)" in result.output
         with app_context(), tenant_session(tenant.id) as session:
             row = session.get(Channel, channel.id)
             assert row.credentials_sealed.split(".")[1] == KeyRing.key_id(KeyRing.from_config(fresh).keys[0])
             assert channel_service.load_credentials(row).access_token.startswith("tok-")
-        # The old key can now be retired.
-        app.config["ENCRYPTION_KEYS"] = fresh
-        app.extensions.pop("keyring", None)
-        with app_context(), tenant_session(tenant.id) as session:
-            assert channel_service.load_credentials(session.get(Channel, channel.id)).access_token.startswith("tok-")
-    finally:
-        app.config["ENCRYPTION_KEYS"] = old_keys
-        app.extensions.pop("keyring", None)
+    # The old key can now be retired.
+    with encryption_keys(app, fresh), app_context(), tenant_session(tenant.id) as session:
+        assert channel_service.load_credentials(session.get(Channel, channel.id)).access_token.startswith("tok-")
 
 
 def test_a_value_sealed_with_a_retired_key_says_so():
