@@ -1,6 +1,7 @@
 """Every model, imported once so SQLAlchemy and Alembic see the whole schema."""
 
 from billing.models import StripeEvent, Subscription
+from saas.api.models import ApiToken, IdempotentResponse
 from saas.approvals.models import ApprovalDecision, ApprovalPolicy, ApprovalRequest, PostComment, ReviewLink
 from saas.channels.models import Channel, ConnectLink, MastodonApp, NetworkPause
 from saas.media.models import MediaItem
@@ -21,6 +22,8 @@ from tenants.models import (
 )
 
 __all__ = [
+    "ApiToken",
+    "IdempotentResponse",
     "ApprovalDecision",
     "AuditEntry",
     "ApprovalPolicy",

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 from flask import current_app, request
 from limits import parse
 from limits.storage import RedisStorage
-from limits.strategies import MovingWindowRateLimiter
+from limits.strategies import FixedWindowRateLimiter, MovingWindowRateLimiter
 
 from saas.extensions import redis_client
 
@@ -22,16 +23,44 @@ class TooManyAttempts(Exception):
         super().__init__(f"Too many attempts. Please wait {minutes} minute{'s' if minutes != 1 else ''} and try again.")
 
 
-def _limiter() -> MovingWindowRateLimiter:
-    limiter = current_app.extensions.get("ratelimiter")
-    if limiter is None:
-        storage = RedisStorage(
+def _storage() -> RedisStorage:
+    storage = current_app.extensions.get("ratelimit_storage")
+    if storage is None:
+        storage = current_app.extensions["ratelimit_storage"] = RedisStorage(
             current_app.config["REDIS_URL"],
             connection_pool=redis_client().connection_pool,
             key_prefix="ratelimit",
         )
-        limiter = current_app.extensions["ratelimiter"] = MovingWindowRateLimiter(storage)
+    return storage
+
+
+def _limiter() -> MovingWindowRateLimiter:
+    limiter = current_app.extensions.get("ratelimiter")
+    if limiter is None:
+        limiter = current_app.extensions["ratelimiter"] = MovingWindowRateLimiter(_storage())
     return limiter
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Where a caller stands in its window, for the `RateLimit-*` headers."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+
+
+def api_hit(token_id: int) -> Budget:
+    """Count one API request of a token against `API_RATE_LIMIT` (a fixed window: one Redis round trip)."""
+    limiter = current_app.extensions.get("api_ratelimiter")
+    if limiter is None:
+        limiter = current_app.extensions["api_ratelimiter"] = FixedWindowRateLimiter(_storage())
+    item = parse(current_app.config["API_RATE_LIMIT"])
+    allowed = limiter.hit(item, "api", str(token_id))
+    stats = limiter.get_window_stats(item, "api", str(token_id))
+    reset = max(1, math.ceil(stats.reset_time - time.time()))
+    return Budget(allowed, item.amount, stats.remaining, reset)
 
 
 def client_ip() -> str:

@@ -161,6 +161,12 @@ def find_workspace(user_id: int, slug: str) -> Workspace | None:
         return _client_workspace(client, role, agency_name or "")
 
 
+def workspace_view(tenant: Tenant, role: Role, agency_name: str | None = None) -> Workspace:
+    """The workspace as `find_workspace` describes it: a member's own, or (with `agency_name`) a client entered by
+    its agency's staff. For callers that resolved the role themselves (the API's tokens)."""
+    return _workspace(tenant, role) if agency_name is None else _client_workspace(tenant, role, agency_name)
+
+
 def _workspace(tenant: Tenant, role: Role) -> Workspace:
     return Workspace(
         tenant.id, tenant.slug, tenant.name, tenant.kind, tenant.timezone, role, managed=_is_managed(tenant)

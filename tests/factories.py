@@ -113,3 +113,15 @@ def make_workspace(role: Role = Role.OWNER, **tenant_kwargs: object) -> tuple[Te
     tenant = make_tenant(owner=make_user(), **tenant_kwargs)  # type: ignore[arg-type]
     add_member(tenant, user, role)
     return tenant, user
+
+
+@_in_app
+def make_api_token(tenant: Tenant, user: User, scopes: tuple[str, ...] = ("read", "write", "approve")) -> str:
+    """A live API token of `tenant` acting as `user` (a member); returns the secret."""
+    from saas.api import tokens
+
+    with db.new_session() as session:
+        bind_tenant(session, tenant.id)
+        _token, secret = tokens.create(session, name="test", scopes=scopes, user_id=user.id, created_by_id=user.id)
+        session.commit()
+        return secret

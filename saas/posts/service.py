@@ -646,3 +646,100 @@ def delete_post(session: so.Session, post_id: int) -> Post | None:
     session.execute(sa.delete(Post).where(Post.id == post_id), execution_options={"synchronize_session": False})
     session.expunge(post)
     return post
+
+
+def overrides_of(post: Post | None) -> dict[int, str]:
+    """Each channel's own text, from the post's targets (or, for a draft, the channels it keeps)."""
+    if post is None:
+        return {}
+    if post.targets:
+        return {t.channel_id: t.text_override for t in post.targets if t.text_override}
+    return {int(d["channel_id"]): str(d["text_override"]) for d in post.draft_targets if d.get("text_override")}
+
+
+def _media_ids(values: list[str]) -> tuple[int, ...]:
+    return tuple(int(v) for v in values if v.isdigit())
+
+
+def media_of(post: Post | None) -> tuple[tuple[int, ...], dict[int, tuple[int, ...]]]:
+    """The post's library media ids, and each channel's own where it has them."""
+    if post is None:
+        return (), {}
+    base = _media_ids([str(m.get("media_id", "")) for m in post.media or ()])
+    if post.targets:
+        own = {
+            t.channel_id: _media_ids([str(m.get("media_id", "")) for m in t.media_override])
+            for t in post.targets
+            if t.media_override is not None
+        }
+    else:
+        own = {int(d["channel_id"]): tuple(d["media_ids"]) for d in post.draft_targets if "media_ids" in d}
+    return base, own
+
+
+def channel_ids_of(post: Post) -> list[int]:
+    return [t.channel_id for t in post.targets] or [int(d["channel_id"]) for d in post.draft_targets]
+
+
+def extras_of(post: Post) -> Extras:
+    """What the post carries beyond its text, as `schedule_post` takes it back (for an edit of some fields)."""
+    media_ids, media_overrides = media_of(post)
+    return Extras(
+        overrides=overrides_of(post),
+        thread=tuple(str(part.get("text") or "") for part in post.thread or ()),
+        tags=tuple(post.tags or ()),
+        notes=post.notes or "",
+        first_comment=post.first_comment or "",
+        media_ids=media_ids,
+        media_overrides=media_overrides,
+        repeat=recurrence.Rule.from_json(post.recurrence) if post.recurrence else None,
+    )
+
+
+@dataclass(frozen=True)
+class PageFilters:
+    start: datetime | None = None  # scheduled at or after
+    end: datetime | None = None  # scheduled before
+    state: PostState | None = None
+    channel_id: int | None = None
+    tag: str | None = None
+
+
+def posts_page(
+    session: so.Session, filters: PageFilters, after: tuple[datetime | None, int] | None, limit: int
+) -> list[Post]:
+    """One page of posts in time order (undated drafts last), after the keyset `after` = (scheduled_at, id).
+
+    One statement with the targets joined; the window and the keyset both bound `scheduled_at`, so a page
+    deep in a large workspace still reads through `ix_posts_tenant_scheduled_at`.
+    """
+    from saas.posts.calendar import Filters, filtered
+
+    query = sa.select(Post)
+    if filters.start is not None:
+        query = query.where(Post.scheduled_at >= filters.start)
+    if filters.end is not None:
+        query = query.where(Post.scheduled_at < filters.end)
+    if filters.state is not None:
+        query = query.where(Post.state == filters.state)
+    query = filtered(query, Filters(channel_id=filters.channel_id, tag=filters.tag))
+    if after is not None:
+        moment, last_id = after
+        if moment is None:
+            query = query.where(Post.scheduled_at.is_(None), Post.id > last_id)
+        else:
+            later = sa.and_(Post.scheduled_at >= moment, sa.or_(Post.scheduled_at > moment, Post.id > last_id))
+            query = query.where(sa.or_(later, Post.scheduled_at.is_(None)))
+    query = query.order_by(Post.scheduled_at.asc().nulls_last(), Post.id).limit(limit)
+    return list(session.scalars(query.options(so.joinedload(Post.targets))).unique())
+
+
+def tag_counts(session: so.Session) -> list[tuple[str, int]]:
+    """Every tag the workspace's posts use, with how many posts use it, most used first."""
+    used = sa.select(sa.func.unnest(Post.tags).label("tag")).subquery()
+    return [
+        (tag, count)
+        for tag, count in session.execute(
+            sa.select(used.c.tag, sa.func.count()).group_by(used.c.tag).order_by(sa.func.count().desc(), used.c.tag)
+        )
+    ]
