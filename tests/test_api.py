@@ -295,7 +295,7 @@ def _victim_ids(client) -> tuple[Any, dict[str, int]]:
     victim = Api(client, make_api_token(tenant, owner))
     post = victim("POST", "/posts", post_body(channel_id, text="Victim's secret launch")).json
     slot = victim("POST", f"/channels/{channel_id}/queue-slots", {"weekday": 0, "time": "09:00"}).json
-    media = victim("POST", "/media", data={"file": (io.BytesIO(_gif()), "v.gif"), "alt": "secret"})
+    media = victim("POST", "/media", data={"file": (io.BytesIO(gif()), "v.gif"), "alt": "secret"})
     assert media.status_code == 201, media.json
     return tenant, {
         "post_id": post["id"],
@@ -305,7 +305,7 @@ def _victim_ids(client) -> tuple[Any, dict[str, int]]:
     }
 
 
-def _gif() -> bytes:
+def gif() -> bytes:
     out = io.BytesIO()
     Image.new("RGB", (40, 40)).save(out, format="GIF")
     return out.getvalue()
@@ -380,7 +380,7 @@ def test_rate_limit_headers_then_429(shop, app):
 
 
 def test_approve_and_request_changes_through_the_api(shop, client):
-    tenant, owner = shop["tenant"], shop["owner"]
+    tenant = shop["tenant"]
     reviewer = make_user()
     add_member(tenant, reviewer, Role.REVIEWER)
     with app_context(), db.new_session() as session:
@@ -425,7 +425,7 @@ def test_channels_pause_resume_slots_media_tags_members(shop):
     assert api("DELETE", f"/queue-slots/{slot.json['id']}").status_code == 204
     assert api("GET", "/queue-slots").json["data"] == []
 
-    upload = api("POST", "/media", data={"file": (io.BytesIO(_gif()), "logo.gif"), "alt": "Our logo"})
+    upload = api("POST", "/media", data={"file": (io.BytesIO(gif()), "logo.gif"), "alt": "Our logo"})
     assert upload.status_code == 201 and upload.json["mime_type"] == "image/gif"
     bad = api("POST", "/media", data={"file": (io.BytesIO(b"not an image"), "x.png")})
     assert bad.status_code == 422 and "x.png" in bad.json["errors"][0]["message"]
