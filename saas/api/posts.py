@@ -33,9 +33,10 @@ from saas.approvals import service as approvals
 from saas.approvals.models import Verdict
 from saas.channels import service as channel_service
 from saas.media import service as media_service
-from saas.posts import recurrence, service
+from saas.posts import listing, recurrence, service
+from saas.posts.listing import PageFilters, PostView
 from saas.posts.models import Post, PostState
-from saas.posts.service import ComposeError, Extras, PageFilters, PostActionError, Schedule
+from saas.posts.service import ComposeError, Extras, PostActionError, Schedule
 from tenants.models import Role, User
 
 PUBLISHERS = (Role.OWNER, Role.ADMIN, Role.EDITOR)
@@ -51,7 +52,7 @@ FIELDS = {
 }
 
 
-def post_out(post: Post) -> PostOut:
+def post_out(post: PostView) -> PostOut:
     zone = zoneinfo.ZoneInfo(post.timezone) if timezones.is_timezone(post.timezone) else zoneinfo.ZoneInfo("UTC")
     media_ids, media_overrides = service.media_of(post)
     overrides = service.overrides_of(post)
@@ -100,11 +101,11 @@ def post_out(post: Post) -> PostOut:
     )
 
 
-def _etag(post: Post) -> dict[str, str]:
+def _etag(post: Post | PostView) -> dict[str, str]:
     return {"ETag": f'"{post.revision}"'}
 
 
-def _cursor(post: Post) -> str:
+def _cursor(post: PostView) -> str:
     moment = post.scheduled_at.isoformat() if post.scheduled_at else None
     return base64.urlsafe_b64encode(json.dumps([moment, post.id]).encode()).decode()
 
@@ -122,7 +123,14 @@ def _after(cursor: str | None) -> tuple[datetime | None, int] | None:
         raise invalid("cursor", "This cursor is not one we gave out; start again without it.") from None
 
 
-def _find(post_id: int) -> Post:
+def _find(post_id: int) -> PostView:
+    post = listing.one(db.session(), post_id)
+    if post is None:
+        raise Problem(404, f"There is no post {post_id} in this workspace.")
+    return post
+
+
+def _find_with_history(post_id: int) -> Post:
     post = service.post_with_history(db.session(), post_id)
     if post is None:
         raise Problem(404, f"There is no post {post_id} in this workspace.")
@@ -149,7 +157,7 @@ def list_posts(call: Call) -> PostPage:
     if q.from_ is not None and q.to is not None and q.to <= q.from_:
         raise invalid("to", "`to` must be after `from`.")
     filters = PageFilters(start=q.from_, end=q.to, state=q.state, channel_id=q.channel_id, tag=q.tag)
-    posts = service.posts_page(db.session(), filters, _after(q.cursor), q.limit + 1)
+    posts = listing.page(db.session(), filters, _after(q.cursor), q.limit + 1)
     more = len(posts) > q.limit
     posts = posts[: q.limit]
     return PostPage(data=[post_out(p) for p in posts], next_cursor=_cursor(posts[-1]) if more else None)
@@ -179,7 +187,7 @@ def _check_ids(body: Any) -> None:
             raise invalid("channel_overrides", f"Channel {override.channel_id} is not one of `channel_ids`.")
 
 
-def _schedule(body: Any, zone: str, current: Post | None, draft: bool) -> Schedule:
+def _schedule(body: Any, zone: str, current: PostView | None, draft: bool) -> Schedule:
     if body.timezone is not None and not timezones.is_timezone(body.timezone):
         raise invalid("timezone", f"Unknown time zone {body.timezone!r}; use an IANA name like Europe/Paris.")
     zone = body.timezone or (current.timezone if current else zone)
@@ -198,7 +206,7 @@ def _schedule(body: Any, zone: str, current: Post | None, draft: bool) -> Schedu
     return Schedule(False, local.replace(tzinfo=None), zone, fold=local.fold)
 
 
-def _extras(body: Any, current: Post | None) -> Extras:
+def _extras(body: Any, current: PostView | None) -> Extras:
     base = service.extras_of(current) if current is not None else Extras()
     overrides, media_overrides = dict(base.overrides), dict(base.media_overrides)
     if body.channel_overrides is not None:
@@ -223,7 +231,7 @@ def _extras(body: Any, current: Post | None) -> Extras:
     )
 
 
-def _save(call: Call, body: Any, current: Post | None) -> Post:
+def _save(call: Call, body: Any, current: PostView | None) -> PostView:
     _may_publish(call)
     _check_ids(body)
     draft = body.draft if body.draft is not None else (current is not None and current.state is PostState.DRAFT)
@@ -281,7 +289,10 @@ def create_post(call: Call) -> Reply:
     "to be refused (412 / 409) instead of overwriting a change you have not seen.",
 )
 def update_post(call: Call, post_id: int) -> Reply:
-    post = _find(post_id)
+    # Locked until the edit commits: two writers holding the same version cannot both pass the check.
+    post = listing.one(db.session(), post_id, lock=True)
+    if post is None:
+        raise Problem(404, f"There is no post {post_id} in this workspace.")
     if call.if_match is not None and call.if_match.strip() not in (f'"{post.revision}"', f'W/"{post.revision}"', "*"):
         raise Problem(412, f"The post changed since you read it: it is now version {post.revision}.")
     if call.body.version is not None and call.body.version != post.revision:
@@ -341,7 +352,7 @@ def cancel_post(call: Call, post_id: int) -> PostOut:
     response=AttemptList,
 )
 def list_attempts(call: Call, post_id: int) -> AttemptList:
-    post = _find(post_id)
+    post = _find_with_history(post_id)
     return AttemptList(
         data=[
             AttemptOut(

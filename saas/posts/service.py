@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -25,6 +26,9 @@ from saas.posts import queue, recurrence
 from saas.posts.models import FINAL_TARGET_STATES, PAUSED_REASON, Post, PostState, PostTarget, TargetState
 from saas.publishing.networks import publisher_for
 from tenants.scoping import bound_tenant_id
+
+if TYPE_CHECKING:
+    from saas.posts.listing import PostView
 
 MAX_TEXT = 10_000  # beyond any network's limit; each channel's own limit is checked too
 MAX_AHEAD = timedelta(days=730)
@@ -648,7 +652,7 @@ def delete_post(session: so.Session, post_id: int) -> Post | None:
     return post
 
 
-def overrides_of(post: Post | None) -> dict[int, str]:
+def overrides_of(post: Post | PostView | None) -> dict[int, str]:
     """Each channel's own text, from the post's targets (or, for a draft, the channels it keeps)."""
     if post is None:
         return {}
@@ -661,7 +665,7 @@ def _media_ids(values: list[str]) -> tuple[int, ...]:
     return tuple(int(v) for v in values if v.isdigit())
 
 
-def media_of(post: Post | None) -> tuple[tuple[int, ...], dict[int, tuple[int, ...]]]:
+def media_of(post: Post | PostView | None) -> tuple[tuple[int, ...], dict[int, tuple[int, ...]]]:
     """The post's library media ids, and each channel's own where it has them."""
     if post is None:
         return (), {}
@@ -677,11 +681,11 @@ def media_of(post: Post | None) -> tuple[tuple[int, ...], dict[int, tuple[int, .
     return base, own
 
 
-def channel_ids_of(post: Post) -> list[int]:
+def channel_ids_of(post: Post | PostView) -> list[int]:
     return [t.channel_id for t in post.targets] or [int(d["channel_id"]) for d in post.draft_targets]
 
 
-def extras_of(post: Post) -> Extras:
+def extras_of(post: Post | PostView) -> Extras:
     """What the post carries beyond its text, as `schedule_post` takes it back (for an edit of some fields)."""
     media_ids, media_overrides = media_of(post)
     return Extras(
@@ -694,44 +698,6 @@ def extras_of(post: Post) -> Extras:
         media_overrides=media_overrides,
         repeat=recurrence.Rule.from_json(post.recurrence) if post.recurrence else None,
     )
-
-
-@dataclass(frozen=True)
-class PageFilters:
-    start: datetime | None = None  # scheduled at or after
-    end: datetime | None = None  # scheduled before
-    state: PostState | None = None
-    channel_id: int | None = None
-    tag: str | None = None
-
-
-def posts_page(
-    session: so.Session, filters: PageFilters, after: tuple[datetime | None, int] | None, limit: int
-) -> list[Post]:
-    """One page of posts in time order (undated drafts last), after the keyset `after` = (scheduled_at, id).
-
-    One statement with the targets joined; the window and the keyset both bound `scheduled_at`, so a page
-    deep in a large workspace still reads through `ix_posts_tenant_scheduled_at`.
-    """
-    from saas.posts.calendar import Filters, filtered
-
-    query = sa.select(Post)
-    if filters.start is not None:
-        query = query.where(Post.scheduled_at >= filters.start)
-    if filters.end is not None:
-        query = query.where(Post.scheduled_at < filters.end)
-    if filters.state is not None:
-        query = query.where(Post.state == filters.state)
-    query = filtered(query, Filters(channel_id=filters.channel_id, tag=filters.tag))
-    if after is not None:
-        moment, last_id = after
-        if moment is None:
-            query = query.where(Post.scheduled_at.is_(None), Post.id > last_id)
-        else:
-            later = sa.and_(Post.scheduled_at >= moment, sa.or_(Post.scheduled_at > moment, Post.id > last_id))
-            query = query.where(sa.or_(later, Post.scheduled_at.is_(None)))
-    query = query.order_by(Post.scheduled_at.asc().nulls_last(), Post.id).limit(limit)
-    return list(session.scalars(query.options(so.joinedload(Post.targets))).unique())
 
 
 def tag_counts(session: so.Session) -> list[tuple[str, int]]:
