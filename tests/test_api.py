@@ -487,3 +487,46 @@ def test_openapi_document_and_docs_page(client):
     assert unknown.status_code == 404 and unknown.mimetype == "application/problem+json"
     wrong_method = client.put("/api/v1/posts")
     assert wrong_method.status_code == 405 and wrong_method.mimetype == "application/problem+json"
+
+
+def test_the_same_key_sent_twice_at_once_still_makes_one_post(shop, app):
+    import threading
+
+    import httpx
+
+    from tests.live_server import serving
+
+    body = post_body(shop["channel_id"])
+    headers = {"Authorization": f"Bearer {shop['api'].token}", "Idempotency-Key": "twice-at-once"}
+    answers: list[httpx.Response] = []
+    with serving(app) as base_url:
+        start = threading.Barrier(2)
+
+        def send() -> None:
+            start.wait()
+            answers.append(httpx.post(f"{base_url}/api/v1/posts", json=body, headers=headers, timeout=30))
+
+        threads = [threading.Thread(target=send) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    assert [a.status_code for a in answers] == [201, 201]
+    assert answers[0].json() == answers[1].json()
+    with app_context(), system_session() as session:
+        assert session.scalar(sa.select(sa.func.count()).select_from(Post)) == 1
+
+
+def test_another_agencys_token_cannot_reach_a_client(app, client):
+    from tenants.models import TenantKind
+    from tests.factories import make_tenant
+
+    owner, rival_owner = make_user(), make_user()
+    agency = make_tenant("Northwind", kind=TenantKind.AGENCY, owner=owner)
+    rival = make_tenant("Southwind", kind=TenantKind.AGENCY, owner=rival_owner)
+    customer = make_tenant("Bluebell", kind=TenantKind.CLIENT, managed_by=agency)
+    rival_api = Api(client, make_api_token(rival, rival_owner))
+    assert rival_api("GET", f"/clients/{customer.id}/posts").status_code == 404
+    assert rival_api("GET", f"/clients/{agency.id}/posts").status_code == 404  # an agency is no client
+    assert rival_api("GET", "/clients").json["data"] == []
+    assert Api(client, make_api_token(agency, owner))("GET", f"/clients/{customer.id}/posts").status_code == 200

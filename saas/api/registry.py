@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -248,8 +247,7 @@ def _query_args(model: type[BaseModel]) -> dict[str, Any]:
             continue
         for value in values:
             _check_text(value, alias)
-        is_list = typing.get_origin(info.annotation) is list or "list[" in str(info.annotation)
-        args[alias] = values if is_list else values[-1]
+        args[alias] = values[-1]  # no operation takes a list in its query
     unknown = set(request.args) - {info.alias or name for name, info in model.model_fields.items()}
     if unknown:
         raise Problem(
