@@ -530,3 +530,21 @@ def test_another_agencys_token_cannot_reach_a_client(app, client):
     assert rival_api("GET", f"/clients/{agency.id}/posts").status_code == 404  # an agency is no client
     assert rival_api("GET", "/clients").json["data"] == []
     assert Api(client, make_api_token(agency, owner))("GET", f"/clients/{customer.id}/posts").status_code == 200
+
+
+def test_a_wrong_type_in_any_field_of_any_body_is_named(shop):
+    """Every field of every JSON body, given an object where it expects something else (or a bad object)."""
+    tried = 0
+    for op, path in api.served():
+        if op.body is None or path.startswith("/clients/"):
+            continue
+        url = path.format(post_id=1, channel_id=shop["channel_id"], slot_id=1, media_id=1)
+        for name, info in op.body.model_fields.items():
+            field = info.alias or name
+            body = {**VALID_BODIES[op.body.__name__], field: {"wrong": ["type"]}}
+            response = shop["api"](op.method, url, json=body)
+            assert response.status_code == 422, f"{op.method} {url} {field}: {response.status_code}"
+            fields = [e["field"] for e in response.json["errors"]]
+            assert fields and all(f == field or f.startswith(f"{field}.") for f in fields), (url, field, fields)
+            tried += 1
+    assert tried >= 25

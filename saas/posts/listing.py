@@ -89,6 +89,7 @@ def _targets() -> Any:
         .where(PostTarget.tenant_id == Post.tenant_id, PostTarget.post_id == Post.id)
         .correlate(Post)
         .scalar_subquery()
+        .label("targets")
     )
 
 
@@ -114,8 +115,9 @@ _POST_COLUMNS = (
 
 
 def _view(row: Any) -> PostView:
-    *columns, targets = row
-    return PostView(*columns, targets=tuple(_target(t) for t in targets or ()))
+    values = row._asdict()
+    values["targets"] = tuple(_target(t) for t in values["targets"] or ())
+    return PostView(**values)
 
 
 def _target(raw: dict[str, Any]) -> TargetView:
