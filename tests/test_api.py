@@ -548,3 +548,15 @@ def test_a_wrong_type_in_any_field_of_any_body_is_named(shop):
             assert fields and all(f == field or f.startswith(f"{field}.") for f in fields), (url, field, fields)
             tried += 1
     assert tried >= 25
+
+
+def test_a_post_already_sent_cannot_be_changed(shop):
+    api = shop["api"]
+    post = api("POST", "/posts", post_body(shop["channel_id"])).json
+    with app_context(), system_session() as session:
+        session.execute(sa.text("UPDATE post_targets SET state = 'published', attempt_count = 1"))
+        session.commit()
+    response = api("PATCH", f"/posts/{post['id']}", {"text": "Too late"})
+    assert response.status_code == 409
+    assert "can no longer be edited" in response.json["detail"]
+    assert api("GET", f"/posts/{post['id']}").json["text"] == post["text"]

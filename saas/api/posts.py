@@ -250,6 +250,8 @@ def _save(call: Call, body: Any, current: PostView | None) -> PostView:
             extras=_extras(body, current),
             post_id=current.id if current else None,
         )
+    except service.NotEditable as exc:
+        raise Problem(409, exc.message) from None
     except ComposeError as exc:
         field = FIELDS.get(exc.field, "channel_overrides" if exc.field.startswith("override-") else exc.field)
         raise invalid(field, exc.message) from None

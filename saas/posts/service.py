@@ -58,6 +58,10 @@ class ComposeError(ValueError):
         self.choices = choices
 
 
+class NotEditable(ComposeError):
+    """Something of the post was already sent (or is being sent): it can no longer be changed."""
+
+
 class TargetActionError(ValueError):
     """The action does not apply to the target in its current state; the message says why."""
 
@@ -211,7 +215,7 @@ def _editable(session: so.Session, post_id: int) -> Post:
     if post is None:
         raise LookupError(post_id)
     if any(t.state is not TargetState.SCHEDULED or t.attempt_count for t in post.targets):
-        raise ComposeError("text", "This post is already being published or has been, so it can no longer be edited.")
+        raise NotEditable("text", "This post is already being published or has been, so it can no longer be edited.")
     return post
 
 
