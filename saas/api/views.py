@@ -34,10 +34,28 @@ def openapi_json() -> Response:
     return Response(json.dumps(openapi()), mimetype="application/json")
 
 
+def type_name(schema: dict[str, Any]) -> str:
+    """A JSON Schema as a reader says it: "string (date-time)", "array of integer", "PostState or null"."""
+    if "$ref" in schema:
+        return str(schema["$ref"]).rsplit("/", 1)[-1]
+    if "anyOf" in schema:
+        return " or ".join(type_name(option) for option in schema["anyOf"])
+    kind = str(schema.get("type", "any"))
+    if kind == "array":
+        return f"array of {type_name(schema.get('items', {}))}"
+    if "format" in schema:
+        return f"{kind} ({schema['format']})"
+    if "enum" in schema:
+        return " | ".join(str(v) for v in schema["enum"])
+    return kind
+
+
 @docs_bp.get("/api/docs")
 def docs() -> Any:
     document = openapi()
-    return render_template("api/docs.html", document=document, schemas=document["components"]["schemas"])
+    return render_template(
+        "api/docs.html", document=document, schemas=document["components"]["schemas"], type_name=type_name
+    )
 
 
 @bp.errorhandler(Problem)
