@@ -560,3 +560,14 @@ def test_a_post_already_sent_cannot_be_changed(shop):
     assert response.status_code == 409
     assert "can no longer be edited" in response.json["detail"]
     assert api("GET", f"/posts/{post['id']}").json["text"] == post["text"]
+
+
+def test_an_oversized_upload_is_a_problem_not_a_page(shop, app):
+    previous = app.config["MAX_CONTENT_LENGTH"]
+    app.config["MAX_CONTENT_LENGTH"] = 1000
+    try:
+        response = shop["api"]("POST", "/media", data={"file": (io.BytesIO(b"x" * 5000), "big.gif")})
+    finally:
+        app.config["MAX_CONTENT_LENGTH"] = previous
+    assert response.status_code == 413
+    assert response.mimetype == "application/problem+json"

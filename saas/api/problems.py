@@ -88,10 +88,10 @@ def from_validation(exc: ValidationError, prefix: str = "") -> Problem:
     return Problem(422, f"{len(errors)} {noun} not valid: see errors.", errors=errors)
 
 
-def for_status(status: int) -> Problem:
+def for_status(status: int, description: str | None = None) -> Problem:
     details = {
         404: "There is nothing at this address, or it is not yours to see.",
         405: "This address does not take that method; see /api/v1/openapi.json.",
         500: "Something went wrong on our side. Nothing was changed; try again in a moment.",
     }
-    return Problem(status, details.get(status, TITLES.get(status, "Error")))
+    return Problem(status, details.get(status) or description or TITLES.get(status, "Error"))

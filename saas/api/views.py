@@ -92,7 +92,7 @@ def is_api_request() -> bool:
 
 def problem_for(exc: HTTPException) -> Response:
     """An HTTP error under /api/v1 (unknown path, wrong method) as problem details instead of a page."""
-    response = for_status(exc.code or 500).response()
+    response = for_status(exc.code or 500, exc.description).response()
     if exc.code == 405 and hasattr(exc, "valid_methods") and exc.valid_methods:
         response.headers["Allow"] = ", ".join(exc.valid_methods)
     return response
@@ -106,8 +106,10 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     app.register_blueprint(docs_bp)
 
-    @app.errorhandler(405)
-    def method_not_allowed(exc: HTTPException) -> Any:
+    # Errors raised before a view runs (wrong method, body too large, a malformed form) are problem
+    # details under /api/v1 too; the web's own handlers for 403/404/500 ask the same question.
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
         if is_api_request():
             return problem_for(exc)
         return exc
