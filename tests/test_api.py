@@ -571,3 +571,17 @@ def test_an_oversized_upload_is_a_problem_not_a_page(shop, app):
         app.config["MAX_CONTENT_LENGTH"] = previous
     assert response.status_code == 413
     assert response.mimetype == "application/problem+json"
+
+
+def test_a_managed_clients_own_people_approve_but_do_not_schedule(app, client):
+    from tenants.models import TenantKind
+    from tests.factories import make_tenant
+
+    agency = make_tenant("Northwind", kind=TenantKind.AGENCY, owner=make_user())
+    client_owner = make_user()
+    customer = make_tenant("Bluebell", kind=TenantKind.CLIENT, managed_by=agency, owner=client_owner)
+    channel_id = connect(customer, handle="bluebell")
+    own = Api(client, make_api_token(customer, client_owner))
+    refused = own("POST", "/posts", post_body(channel_id))
+    assert refused.status_code == 403 and "agency" in refused.json["detail"]
+    assert own("GET", "/posts").status_code == 200
