@@ -334,6 +334,7 @@ VALID_BODIES = {
     "MediaUpdate": {"alt": "Hijacked"},
     "SlotCreate": {"weekday": 1, "time": "10:00"},
     "PostCreate": {"text": "Hijacked", "channel_ids": [1], "publish_now": True},
+    "ClientCreate": {"name": "Hijacked"},
 }
 
 
@@ -585,3 +586,27 @@ def test_a_managed_clients_own_people_approve_but_do_not_schedule(app, client):
     refused = own("POST", "/posts", post_body(channel_id))
     assert refused.status_code == 403 and "agency" in refused.json["detail"]
     assert own("GET", "/posts").status_code == 200
+
+
+def test_an_agency_creates_a_client_and_acts_in_it(app, client):
+    from tenants.models import Tenant, TenantKind
+    from tests.factories import make_tenant
+
+    owner = make_user()
+    agency = make_tenant("Northwind", kind=TenantKind.AGENCY, owner=owner, timezone="Europe/London")
+    api = Api(client, make_api_token(agency, owner))
+    created = api("POST", "/clients", {"name": "Bluebell Bakery"}, headers={"Idempotency-Key": "bluebell"})
+    assert created.status_code == 201, created.json
+    assert created.json["mode"] == "managed" and created.json["timezone"] == "Europe/London"
+    again = api("POST", "/clients", {"name": "Bluebell Bakery"}, headers={"Idempotency-Key": "bluebell"})
+    assert again.json == created.json
+    with app_context(), system_session() as session:
+        assert (
+            session.scalar(sa.select(sa.func.count()).select_from(Tenant).where(Tenant.managed_by_id == agency.id)) == 1
+        )
+    assert api("GET", f"/clients/{created.json['id']}/workspace").json["name"] == "Bluebell Bakery"
+    assert api("POST", "/clients", {"name": "x", "timezone": "Nowhere/Else"}).json["errors"][0]["field"] == "timezone"
+
+    tenant, direct_owner = make_workspace()
+    refused = Api(client, make_api_token(tenant, direct_owner))("POST", "/clients", {"name": "Nope"})
+    assert refused.status_code == 403

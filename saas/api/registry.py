@@ -51,6 +51,8 @@ class Reply:
     body: BaseModel | None = None
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
+    # Work that must follow the commit (it talks to another system), never run for a change rolled back.
+    after_commit: Callable[[], Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,8 @@ def _run(op: Operation, values: dict[str, Any]) -> Response:
     except BaseException:
         session.rollback()
         raise
+    if reply.after_commit is not None:
+        reply.after_commit()
     return response
 
 

@@ -305,6 +305,14 @@ class ClientOut(BaseModel):
     mode: str
 
 
+class ClientCreate(Request):
+    name: str = Field(min_length=1, max_length=120)
+    timezone: str | None = Field(None, max_length=64, description="IANA zone; default: the agency's.")
+    mode: Literal["managed", "self_serve"] = Field(
+        "managed", description="managed: the agency schedules, the client approves; self_serve: the client publishes."
+    )
+
+
 class ClientList(BaseModel):
     data: list[ClientOut]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import time
 from typing import Any
 
-from saas import db
+from saas import db, entitlements, timezones
 from saas.api.models import Scope
 from saas.api.problems import Problem, invalid
 from saas.api.registry import Call, Reply, api
@@ -13,6 +13,7 @@ from saas.api.schemas import (
     ChannelList,
     ChannelOut,
     ChannelPaused,
+    ClientCreate,
     ClientList,
     ClientOut,
     MediaList,
@@ -36,8 +37,9 @@ from saas.media.models import MediaItem
 from saas.posts import queue
 from saas.posts import service as post_service
 from saas.posts.queue import PostingSlot
+from tenants import agency
 from tenants import service as tenant_service
-from tenants.models import Role
+from tenants.models import ClientMode, Role, Tenant, TenantKind
 
 EDITORS = (Role.OWNER, Role.ADMIN, Role.EDITOR)
 
@@ -305,9 +307,39 @@ def list_members(call: Call) -> MemberList:
     description="The clients this agency token may act on, under /clients/{client_id}/…; empty outside an agency.",
 )
 def list_clients(call: Call) -> ClientList:
-    return ClientList(
-        data=[
-            ClientOut(id=c.id, name=c.name, slug=c.slug, timezone=c.timezone, mode=c.client_mode.value)
-            for c in clients_of(db.session(), call.grant)
-        ]
-    )
+    return ClientList(data=[_client_out(c) for c in clients_of(db.session(), call.grant)])
+
+
+def _client_out(c: Tenant) -> ClientOut:
+    return ClientOut(id=c.id, name=c.name, slug=c.slug, timezone=c.timezone, mode=c.client_mode.value)
+
+
+@api.operation(
+    "POST",
+    "/clients",
+    summary="Create a client workspace",
+    tag="Clients (agency)",
+    scope=Scope.WRITE,
+    roles=(Role.OWNER, Role.ADMIN),
+    body=ClientCreate,
+    response=ClientOut,
+    status=201,
+    own_workspace_only=True,
+    description="Agency workspaces only. The agency's subscription follows the number of clients.",
+)
+def create_client(call: Call) -> Reply:
+    if call.workspace.kind is not TenantKind.AGENCY:
+        raise Problem(403, "Only an agency workspace can create client workspaces.")
+    body: ClientCreate = call.body
+    zone = body.timezone or call.workspace.timezone
+    if not timezones.is_timezone(zone):
+        raise invalid("timezone", f"Unknown time zone {zone!r}; use an IANA name like Europe/Paris.")
+    session = db.session()
+    try:
+        client = agency.create_client(
+            session, tenant_service.tenant_of(session), body.name, zone, ClientMode(body.mode)
+        )
+    except agency.AgencyError as exc:
+        raise invalid("name", str(exc)) from None
+    agency_id = call.workspace.tenant_id
+    return Reply(_client_out(client), 201, after_commit=lambda: entitlements.sync_agency_quantity(agency_id))
