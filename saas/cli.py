@@ -17,6 +17,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(approval_reminders)
     app.cli.add_command(new_encryption_key)
     app.cli.add_command(prune_sessions)
+    app.cli.add_command(create_api_token)
 
 
 @click.command()
@@ -109,3 +110,44 @@ def prune_sessions() -> None:
         deleted = sessions.prune(session)
         session.commit()
     click.echo(f"Deleted {deleted} ended session(s).")
+
+
+@click.command("create-api-token")
+@with_appcontext
+@click.option("--workspace", "slug", required=True, help="The workspace's slug (as in /w/<slug>/).")
+@click.option("--user", "email", required=True, help="The member the token acts as (their email).")
+@click.option("--name", required=True, help="What the token is for, shown in Settings → API tokens.")
+@click.option("--scopes", default="read", show_default=True, help="Comma-separated: read, write, approve.")
+def create_api_token(slug: str, email: str, name: str, scopes: str) -> None:
+    """Make an API token and print it (shown only this once)."""
+    import sqlalchemy as sa
+
+    from saas import audit, db
+    from saas.api import tokens
+    from tenants import service as tenant_service
+    from tenants import tenant_session
+    from tenants.models import Tenant, User
+
+    with db.new_session() as session:  # users and tenants are not tenant-scoped
+        user = session.scalar(sa.select(User).where(User.email == email.strip().lower()))
+        tenant_id = session.scalar(sa.select(Tenant.id).where(Tenant.slug == slug))
+    if tenant_id is None:
+        raise click.ClickException(f"No workspace with the slug {slug!r}.")
+    if user is None:
+        raise click.ClickException(f"No user with the email {email!r}.")
+    workspace = tenant_service.find_workspace(user.id, slug)
+    with tenant_session(tenant_id) as session:
+        try:
+            token, secret = tokens.create(
+                session, name=name, scopes=scopes.split(","), user_id=user.id, created_by_id=None
+            )
+        except tokens.TokenError as exc:
+            raise click.ClickException(str(exc)) from None
+        assert workspace is not None  # a member, or tokens.create refused
+        audit.record(
+            session, workspace, user.id, user.name, None, "cli", action=f"Created the API token “{name}” (command line)"
+        )
+        session.commit()
+        click.echo(f"Token “{token.name}” for {user.email} in {slug}, scopes {', '.join(token.scopes)}:")
+        click.echo(secret)
+        click.echo("It is shown only this once; keep it somewhere safe.")

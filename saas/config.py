@@ -120,6 +120,8 @@ def load() -> dict[str, Any]:
         "RESET_LIMIT_PER_ACCOUNT": _env("RESET_LIMIT_PER_ACCOUNT", "3 per hour"),
         "RESET_LIMIT_PER_IP": _env("RESET_LIMIT_PER_IP", "20 per hour"),
         "SIGNUP_LIMIT_PER_IP": _env("SIGNUP_LIMIT_PER_IP", "20 per hour"),
+        # Requests each API token may make (a fixed window in Redis); answered with RateLimit-* headers and 429.
+        "API_RATE_LIMIT": _env("API_RATE_LIMIT", "600 per minute"),
         "TRUSTED_PROXIES": int(_env("TRUSTED_PROXIES", "0") or 0),
         "PORT": int(_env("PORT", "5000") or 5000),
         "WEB_CONCURRENCY": int(_env("WEB_CONCURRENCY", "2") or 2),

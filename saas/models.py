@@ -1,6 +1,7 @@
 """Every model, imported once so SQLAlchemy and Alembic see the whole schema."""
 
 from billing.models import StripeEvent, Subscription
+from saas.api.models import ApiToken, IdempotentResponse
 from saas.approvals.models import ApprovalDecision, ApprovalPolicy, ApprovalRequest, PostComment, ReviewLink
 from saas.channels.models import Channel, ConnectLink, MastodonApp, NetworkPause
 from saas.identity.models import AccountEvent, RecoveryCode, TwoFactorCredential, UserSession
@@ -26,6 +27,8 @@ __all__ = [
     "RecoveryCode",
     "TwoFactorCredential",
     "UserSession",
+    "ApiToken",
+    "IdempotentResponse",
     "ApprovalDecision",
     "AuditEntry",
     "ApprovalPolicy",

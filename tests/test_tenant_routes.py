@@ -16,6 +16,8 @@ from PIL import Image
 
 from publishers.base import Credentials, Profile
 from saas import db
+from saas.api import tokens as api_tokens
+from saas.api.models import ApiToken
 from saas.approvals import service as approvals
 from saas.approvals.models import PostComment, ReviewLink
 from saas.channels import service as channel_service
@@ -72,6 +74,9 @@ def _victim(**tenant_kwargs):
         slot = queue.add_slot(session, channel.id, 0, time(9, 0))
         feed, _token = ical.create(session, owner.id, datetime.now(UTC))
         _raw, link = approvals.issue_link(session, owner.id, [post.id], owner.id)
+        token, _secret = api_tokens.create(
+            session, name="Victim's CMS", scopes=["read"], user_id=owner.id, created_by_id=owner.id
+        )
         session.commit()
         membership_id = session.scalar(sa.select(Membership.id).where(Membership.user_id == member.id))
         target_id = session.scalar(sa.select(PostTarget.id).where(PostTarget.post_id == post.id))
@@ -86,6 +91,7 @@ def _victim(**tenant_kwargs):
         "slot_id": slot.id,
         "feed_id": feed.id,
         "link_id": link.id,
+        "token_id": token.id,
         "client_id": tenant.id,
     }
 
@@ -128,6 +134,12 @@ def _snapshot(tenant_id: int) -> dict[str, list[tuple]]:
                 tuple(r)
                 for r in session.execute(
                     sa.select(ReviewLink.id, ReviewLink.revoked_at).where(ReviewLink.tenant_id == tenant_id)
+                )
+            ],
+            "api_tokens": [
+                tuple(r)
+                for r in session.execute(
+                    sa.select(ApiToken.id, ApiToken.name, ApiToken.revoked_at).where(ApiToken.tenant_id == tenant_id)
                 )
             ],
             "comments": [
