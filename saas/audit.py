@@ -38,6 +38,15 @@ ACTIONS = {
     "workspace.agency.end": "Stopped managing a client",
     "workspace.agency.invite_existing": "Invited a business to be managed",
     "workspace.channels.send_connect_link": "Sent a link to connect an account",
+    "workspace.webhooks.new": "Added a webhook endpoint",
+    "workspace.webhooks.update": "Changed a webhook endpoint",
+    "workspace.webhooks.enable": "Switched a webhook endpoint on",
+    "workspace.webhooks.disable": "Switched a webhook endpoint off",
+    "workspace.webhooks.delete": "Deleted a webhook endpoint",
+    "workspace.webhooks.send_test": "Sent a test webhook event",
+    "workspace.webhooks.reveal_secret": "Revealed a webhook signing secret",
+    "workspace.webhooks.rotate_secret": "Rotated a webhook signing secret",
+    "workspace.webhooks.replay": "Resent a webhook delivery",
 }
 
 

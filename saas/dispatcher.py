@@ -38,11 +38,13 @@ def tick(connection: redis.Redis) -> None:
     from saas.approvals.reminders import send_reminders
     from saas.posts.recurrence import advance_all
     from saas.publishing.dispatch import dispatch_due_targets
+    from saas.webhooks.delivery import dispatch_due_deliveries
 
     now = datetime.now(UTC)
     record_tick(connection, now)
     advance_all(now)  # the next occurrence of a repeating post, once the current one is due
     dispatch_due_targets(connection)
+    dispatch_due_deliveries(connection)  # webhook events whose (next) attempt is due
     # Approval reminders every few minutes from whichever clock gets there first (each is sent only once).
     if connection.set(REMINDERS_KEY, now.isoformat(), nx=True, ex=REMINDERS_SECONDS):
         send_reminders(now)

@@ -61,6 +61,7 @@ from saas.posts.outbound import outbound_post
 from saas.posts.service import settle_post, settle_post_by_id
 from saas.publishing import outcomes
 from saas.publishing.networks import publisher_for
+from saas.webhooks import events as webhook_events
 from tenants.scoping import tenant_session
 
 log = logging.getLogger(__name__)
@@ -582,6 +583,7 @@ def _finish(started: Started, result: PublishResult | Exception, clock: float, p
                 channel.health = ChannelHealth.NEEDS_RECONNECT
                 channel.health_reason = result.message
                 channel.health_changed_at = now
+                webhook_events.channel_needs_reconnect(session, channel)
             target.state = TargetState.BLOCKED
             target.last_error = (
                 f"@{channel.handle} needs to be reconnected: {result.message} "
@@ -599,6 +601,8 @@ def _finish(started: Started, result: PublishResult | Exception, clock: float, p
                 else (f"{result.message} This will not succeed by retrying as it is.")
             )
             outcome, tell = "failed", True
+        if target.state in (TargetState.FAILED, TargetState.UNCONFIRMED):
+            webhook_events.emit_for_target(session, f"post.{target.state.value}", target.id)
         settle_post(target.post)
         session.commit()
     if tell:
@@ -716,6 +720,10 @@ def _record_published(tenant_id: int, rows: list[_Success]) -> None:
                 "messages": [_published_message(row) for row in rows],
                 "notes": [row.result.note for row in rows],
             },
+        )
+        # The outbox, in this transaction: nothing for a workspace without a subscribed endpoint.
+        webhook_events.emit_for_targets(
+            connection, tenant_id, "post.published", [row.started.target_id for row in rows]
         )
         connection.execute(LOCK_POSTS, {"tenant": tenant_id, "ids": post_ids})
         settled = set(connection.execute(SETTLE_PUBLISHED, {"tenant": tenant_id, "ids": post_ids}).scalars())
