@@ -48,7 +48,7 @@ def snapshot(connection: Redis) -> dict[str, Any]:
         queues[name] = {
             "queued": queue.count,
             "started": StartedJobRegistry(queue=queue).count,
-            "scheduled": ScheduledJobRegistry(queue=queue).count,
+            "scheduled": ScheduledJobRegistry(queue=queue).count,  # type: ignore[no-untyped-call]
             "failed": FailedJobRegistry(queue=queue).count,
         }
     workers = [

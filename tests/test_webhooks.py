@@ -352,3 +352,19 @@ def test_a_workspace_without_endpoints_stores_no_events(webhooks, receiver):
     assert webhooks.events(tenant) == []
     with app_context(), tenant_session(other.id) as session:
         assert session.scalar(sa.select(sa.func.count(WebhookEvent.id))) == 0  # nothing leaks across tenants
+
+
+def test_the_readme_verification_code_accepts_our_requests_and_refuses_tampered_ones(webhooks, receiver):
+    from saas.config import PROJECT_ROOT
+
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    snippet = re.search(r"```python\n(import base64, hashlib, hmac, time\n.*?)```", readme, re.S).group(1)
+    namespace: dict = {}
+    exec(snippet, namespace)  # the receiver code people copy must work against what we send
+    tenant, _owner = make_workspace()
+    endpoint_id, secret = webhooks.add_endpoint(tenant, receiver.url, EVENTS)
+    _test_event(tenant, endpoint_id)
+    webhooks.deliver()
+    [request] = receiver.received
+    assert namespace["verify"](secret, request.headers, request.body)
+    assert not namespace["verify"](secret, request.headers, request.body + b" ")
