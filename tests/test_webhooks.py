@@ -368,3 +368,33 @@ def test_the_readme_verification_code_accepts_our_requests_and_refuses_tampered_
     [request] = receiver.received
     assert namespace["verify"](secret, request.headers, request.body)
     assert not namespace["verify"](secret, request.headers, request.body + b" ")
+
+
+def test_a_deliver_job_naming_another_tenants_delivery_does_nothing(webhooks, receiver, app, redis_conn):
+    from saas.webhooks.delivery import deliver, dispatch_due_deliveries
+
+    victim, _ = make_workspace()
+    intruder, _ = make_workspace()
+    endpoint_id, _ = webhooks.add_endpoint(victim, receiver.url, EVENTS)
+    delivery_id = _test_event(victim, endpoint_id)
+    with app.app_context():
+        dispatch_due_deliveries(redis_conn)
+        [delivery] = webhooks.deliveries(victim)
+        assert deliver(intruder.id, delivery_id, delivery.claim_token) == "not_ours"
+    assert receiver.received == []
+    [after] = webhooks.deliveries(victim)
+    assert after.state is DeliveryState.DELIVERING and after.attempts == []
+
+
+def test_an_unreadable_secret_fails_the_attempt_and_sends_nothing_unsigned(webhooks, receiver):
+    tenant, _owner = make_workspace()
+    endpoint_id, _ = webhooks.add_endpoint(tenant, receiver.url, EVENTS)
+    other_id, _ = webhooks.add_endpoint(tenant, receiver.url, EVENTS)
+    sealed_for_other = webhooks.endpoint(tenant, other_id).secret_sealed
+    webhooks.update(tenant, WebhookEndpoint, WebhookEndpoint.id == endpoint_id, secret_sealed=sealed_for_other)
+    _test_event(tenant, endpoint_id)
+    webhooks.deliver()
+    [delivery] = webhooks.deliveries(tenant)
+    [attempt] = delivery.attempts
+    assert "signing secret cannot be read" in attempt.error and delivery.state is DeliveryState.PENDING
+    assert receiver.received == []

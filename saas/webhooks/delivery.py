@@ -26,6 +26,7 @@ from rq import Queue
 from rq.serializers import JSONSerializer
 
 from saas import mail
+from saas.crypto import DecryptionError
 from saas.notifications.service import notify
 from saas.webhooks import service, signing
 from saas.webhooks.models import DeliveryState, WebhookAttempt, WebhookDelivery, WebhookEndpoint
@@ -145,7 +146,14 @@ def deliver(tenant_id: int, delivery_id: int, claim_token: str) -> str:
         now = datetime.now(UTC)
         body = service.body_of(delivery.event)
         message_id, url = delivery.event.message_id, endpoint.url
-        secrets = service.signing_secrets(endpoint, now)
+        try:
+            secrets = service.signing_secrets(endpoint, now)
+        except DecryptionError as exc:
+            # Nothing unsigned ever leaves: the attempt fails with the reason, and retries follow the schedule.
+            problem = Response(None, None, f"The signing secret cannot be read ({exc}). Rotate it.", 0)
+            secrets = []
+    if not secrets:
+        return _record(tenant_id, delivery_id, claim_token, now, problem)
     headers = {
         **signing.headers(secrets, message_id, int(time.time()), body),
         "content-type": "application/json",
