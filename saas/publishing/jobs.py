@@ -671,8 +671,10 @@ class _Success:
 
 CONFIRMED = "Confirmed: the earlier attempt had published it; nothing was posted twice."
 
-# One statement for all the rows, naming the tenant in every WHERE: close the attempts, publish the targets.
-RECORD_PUBLISHED = sa.text("""
+# One statement for all the rows, naming the tenant in every WHERE: close the attempts, publish the targets,
+# and (the webhook outbox, in the same transaction) record post.published for subscribed endpoints, if any.
+RECORD_PUBLISHED = sa.text(
+    """
     WITH v AS (
         SELECT * FROM unnest(CAST(:attempts AS integer[]), CAST(:targets AS integer[]), CAST(:ats AS timestamptz[]),
                              CAST(:published_ats AS timestamptz[]), CAST(:latencies AS integer[]),
@@ -684,12 +686,19 @@ RECORD_PUBLISHED = sa.text("""
         SET outcome = 'published', finished_at = v.at, latency_ms = v.latency, remote_id = v.remote,
             message = v.message
         FROM v WHERE a.id = v.attempt_id AND a.tenant_id = :tenant
-    )
-    UPDATE post_targets t
-    SET state = 'published', remote_id = v.remote, remote_url = v.url, published_at = v.published_at,
-        outcome_unknown_since = NULL, last_error = v.note, claim_token = NULL, claimed_until = NULL, updated_at = now()
-    FROM v WHERE t.id = v.target_id AND t.tenant_id = :tenant
-""")
+    ), published AS (
+        UPDATE post_targets t
+        SET state = 'published', remote_id = v.remote, remote_url = v.url, published_at = v.published_at,
+            outcome_unknown_since = NULL, last_error = v.note, claim_token = NULL, claimed_until = NULL,
+            updated_at = now()
+        FROM v WHERE t.id = v.target_id AND t.tenant_id = :tenant
+        RETURNING t.*
+    ), """
+    + webhook_events.published_fan_out("published")
+    + """
+    SELECT count(*) FROM published
+"""
+)
 # Locked in id order (no deadlocks), so a sibling target finishing elsewhere settles after us.
 LOCK_POSTS = sa.text("SELECT id FROM posts WHERE tenant_id = :tenant AND id = ANY(:ids) ORDER BY id FOR UPDATE")
 SETTLE_PUBLISHED = sa.text("""
@@ -720,10 +729,6 @@ def _record_published(tenant_id: int, rows: list[_Success]) -> None:
                 "messages": [_published_message(row) for row in rows],
                 "notes": [row.result.note for row in rows],
             },
-        )
-        # The outbox, in this transaction: nothing for a workspace without a subscribed endpoint.
-        webhook_events.emit_for_targets(
-            connection, tenant_id, "post.published", [row.started.target_id for row in rows]
         )
         connection.execute(LOCK_POSTS, {"tenant": tenant_id, "ids": post_ids})
         settled = set(connection.execute(SETTLE_PUBLISHED, {"tenant": tenant_id, "ids": post_ids}).scalars())
