@@ -398,3 +398,30 @@ def test_an_unreadable_secret_fails_the_attempt_and_sends_nothing_unsigned(webho
     [attempt] = delivery.attempts
     assert "signing secret cannot be read" in attempt.error and delivery.state is DeliveryState.PENDING
     assert receiver.received == []
+
+
+def test_an_endpoint_switched_off_after_the_claim_is_not_sent_to(webhooks, receiver, app, redis_conn):
+    from saas.webhooks import service
+    from saas.webhooks.delivery import dispatch_due_deliveries, webhook_queue
+
+    tenant, _owner = make_workspace()
+    endpoint_id, _ = webhooks.add_endpoint(tenant, receiver.url, EVENTS)
+    _test_event(tenant, endpoint_id)
+    with app.app_context():
+        assert dispatch_due_deliveries(redis_conn) == 1
+    with app_context(), tenant_session(tenant.id) as session:
+        service.set_enabled(session, endpoint_id, False)
+        session.commit()
+    from rq import SimpleWorker
+    from rq.serializers import JSONSerializer
+
+    with app.app_context():
+        SimpleWorker([webhook_queue(redis_conn)], connection=redis_conn, serializer=JSONSerializer).work(burst=True)
+    assert receiver.received == []
+    [delivery] = webhooks.deliveries(tenant)
+    assert delivery.state is DeliveryState.PENDING and delivery.attempts == []
+    with app_context(), tenant_session(tenant.id) as session:
+        service.set_enabled(session, endpoint_id, True)
+        session.commit()
+    webhooks.deliver()
+    assert len(receiver.received) == 1

@@ -143,6 +143,11 @@ def deliver(tenant_id: int, delivery_id: int, claim_token: str) -> str:
             return "not_ours"  # recovered and claimed again, or the endpoint was deleted
         endpoint = session.get(WebhookEndpoint, delivery.endpoint_id)
         assert endpoint is not None
+        if not endpoint.enabled:
+            # Switched off since the claim: it waits, unsent, and goes out if the endpoint is switched on again.
+            delivery.state, delivery.claim_token, delivery.claimed_until = DeliveryState.PENDING, None, None
+            session.commit()
+            return "endpoint_off"
         now = datetime.now(UTC)
         body = service.body_of(delivery.event)
         message_id, url = delivery.event.message_id, endpoint.url

@@ -16,7 +16,7 @@ from saas.webhooks import signing
 from tenants import tenant_session
 from tenants.models import Role
 from tests import webhook_helpers
-from tests.factories import add_member, app_context, make_user, make_workspace
+from tests.factories import PASSWORD, add_member, app_context, make_user, make_workspace
 
 receiver, webhooks = webhook_helpers.receiver, webhook_helpers.webhooks  # fixtures
 ALL = tuple(webhook_events.EVENT_TYPES)
@@ -216,3 +216,23 @@ def test_other_tenants_endpoints_get_nothing(pipeline, network, webhooks, receiv
     assert webhooks.events(other) == [] and receiver.received == []
     with app_context(), tenant_session(tenant.id) as session:
         assert session.scalar(sa.select(sa.func.count()).select_from(sa.text("webhook_events"))) == 0
+
+
+def test_the_next_occurrence_of_a_repeating_post_emits_post_scheduled(app, client, pipeline, network, webhooks):
+    from datetime import timedelta
+
+    from saas.posts.recurrence import advance_all
+    from tests.publishing.test_recurring_posts import _posts, compose_repeating, tomorrow_9
+
+    tenant, owner = make_workspace(timezone="Europe/Berlin")
+    channel = pipeline.connect(tenant, "club")
+    webhooks.add_endpoint(tenant, "http://127.0.0.1:9/unused", ("post.scheduled",))
+    client.log_in(owner.email, PASSWORD)
+    compose_repeating(client, tenant, channel, tomorrow_9(), repeat="weekly", repeat_every="1")
+    [first] = _posts(tenant)
+    with app.app_context():
+        assert advance_all(first.scheduled_at + timedelta(minutes=1)) == 1
+    _first, second = _posts(tenant)
+    events = webhooks.events(tenant)
+    assert [e.payload["post_id"] for e in events] == [first.id, second.id]
+    assert events[1].payload["scheduled_at"] == second.scheduled_at.isoformat()
