@@ -692,7 +692,9 @@ RECORD_PUBLISHED = sa.text(
             outcome_unknown_since = NULL, last_error = v.note, claim_token = NULL, claimed_until = NULL,
             updated_at = now()
         FROM v WHERE t.id = v.target_id AND t.tenant_id = :tenant
-        RETURNING t.*
+        RETURNING """
+    + webhook_events.TARGET_EVENT_COLUMNS
+    + """
     ), """
     + webhook_events.published_fan_out("published")
     + """

@@ -73,9 +73,16 @@ EMIT = _statement(
 EMIT_FOR_TARGETS = _statement(_TARGET_ROWS.format(type=":type", targets="post_targets", where=" AND t.id = ANY(:ids)"))
 
 
+# What a target event reads of a post_targets row: an UPDATE feeding `published_fan_out` returns these.
+TARGET_EVENT_COLUMNS = (
+    "t.id, t.tenant_id, t.post_id, t.channel_id, t.state, t.scheduled_at, t.published_at, t.remote_id, "
+    "t.remote_url, t.last_error, t.attempt_count, t.idempotency_key"
+)
+
+
 def published_fan_out(targets_cte: str) -> str:
     """The `post.published` outbox as common table expressions over `targets_cte` (post_targets rows just
-    published, from an UPDATE … RETURNING t.*), to append to the WITH of the publish job's own statement:
+    published, from an UPDATE … RETURNING TARGET_EVENT_COLUMNS), to append to the WITH of the publish job's statement:
     no extra round trip, and nothing beyond one index probe for a workspace without a subscribed endpoint.
     The statement must bind :tenant."""
     published = "'post.published'"
