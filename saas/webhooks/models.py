@@ -118,6 +118,14 @@ class WebhookDelivery(TenantScoped, Base):
         "WebhookDelivery.event_id == foreign(WebhookEvent.id))",
         viewonly=True,
     )
+
+    @property
+    def status_label(self) -> str:
+        """How the pages name the state."""
+        if self.state is DeliveryState.PENDING:
+            return "Retrying" if self.attempt_count else "Waiting"
+        return {DeliveryState.DELIVERING: "Sending", DeliveryState.SUCCEEDED: "Delivered"}.get(self.state, "Gave up")
+
     attempts: so.Mapped[list[WebhookAttempt]] = so.relationship(
         primaryjoin="and_(WebhookDelivery.tenant_id == WebhookAttempt.tenant_id, "
         "WebhookDelivery.id == foreign(WebhookAttempt.delivery_id))",
