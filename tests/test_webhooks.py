@@ -425,3 +425,22 @@ def test_an_endpoint_switched_off_after_the_claim_is_not_sent_to(webhooks, recei
         session.commit()
     webhooks.deliver()
     assert len(receiver.received) == 1
+
+
+def test_the_log_keeps_thirty_days_and_never_drops_a_delivery_still_on_its_way(webhooks, receiver, app):
+    from saas.webhooks.delivery import prune_old_events
+
+    tenant, _owner = make_workspace()
+    endpoint_id, _ = webhooks.add_endpoint(tenant, receiver.url, EVENTS)
+    old_done, old_waiting, recent = (_test_event(tenant, endpoint_id) for _ in range(3))
+    webhooks.deliver()
+    long_ago = datetime.now(UTC) - timedelta(days=31)
+    with app_context(), tenant_session(tenant.id) as session:
+        event_of = dict(session.execute(sa.select(WebhookDelivery.id, WebhookDelivery.event_id)).all())
+    webhooks.update(tenant, WebhookEvent, WebhookEvent.id.in_([event_of[old_done], event_of[old_waiting]]),
+                    created_at=long_ago)  # fmt: skip
+    webhooks.update(tenant, WebhookDelivery, WebhookDelivery.id == old_waiting, state=DeliveryState.PENDING)
+
+    with app.app_context():
+        assert prune_old_events() == 1
+    assert sorted(d.id for d in webhooks.deliveries(tenant)) == [old_waiting, recent]

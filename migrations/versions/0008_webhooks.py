@@ -66,6 +66,7 @@ def upgrade() -> None:
         sa.UniqueConstraint("tenant_id", "id", name=op.f("uq_webhook_events_tenant_id_id")),
     )
     op.create_index("ix_webhook_events_tenant_created", "webhook_events", ["tenant_id", "created_at"], unique=False)
+    op.create_index("ix_webhook_events_created", "webhook_events", ["created_at"], unique=False)
     op.create_index(op.f("ix_webhook_events_tenant_id"), "webhook_events", ["tenant_id"], unique=False)
     op.create_table(
         "webhook_deliveries",
@@ -183,6 +184,7 @@ def downgrade() -> None:
     )
     op.drop_table("webhook_deliveries")
     op.drop_index(op.f("ix_webhook_events_tenant_id"), table_name="webhook_events")
+    op.drop_index("ix_webhook_events_created", table_name="webhook_events")
     op.drop_index("ix_webhook_events_tenant_created", table_name="webhook_events")
     op.drop_table("webhook_events")
     op.drop_index(op.f("ix_webhook_endpoints_tenant_id"), table_name="webhook_endpoints")

@@ -73,6 +73,19 @@ RETURNING id
 """)
 
 
+# Events older than the log keeps, whose deliveries are all finished, with their deliveries and attempts.
+PRUNE_SQL = sa.text("""
+DELETE FROM webhook_events WHERE id IN (
+    SELECT e.id FROM webhook_events e
+    WHERE e.created_at < now() - make_interval(days => :days)
+      AND NOT EXISTS (SELECT 1 FROM webhook_deliveries d
+                      WHERE d.tenant_id = e.tenant_id AND d.event_id = e.id AND d.state IN ('pending', 'delivering'))
+    ORDER BY e.created_at
+    LIMIT :limit
+)
+""")
+
+
 @dataclass(frozen=True)
 class Response:
     """What one POST got back: a status and the start of the body, or the error that stopped it."""
@@ -115,6 +128,14 @@ def dispatch_due_deliveries(connection: Redis, limit: int = 500) -> int:
             failure_ttl=86400,
         )
     return len(claimed)
+
+
+def prune_old_events(limit: int = 5000) -> int:
+    """Forget events (and their delivery log) older than WEBHOOK_LOG_DAYS; returns how many went."""
+    with system_session() as session:  # the clock keeps every workspace's log bounded
+        pruned = session.execute(PRUNE_SQL, {"days": current_app.config["WEBHOOK_LOG_DAYS"], "limit": limit})
+        session.commit()
+    return int(pruned.rowcount or 0)
 
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:

@@ -50,6 +50,7 @@ class WebhookEvent(TenantScoped, Base):
         # The same happening reported twice (a retried job) is one event.
         sa.UniqueConstraint("tenant_id", "dedupe_key"),
         sa.Index("ix_webhook_events_tenant_created", "tenant_id", "created_at"),
+        sa.Index("ix_webhook_events_created", "created_at"),  # pruning the oldest, across workspaces
     )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
