@@ -135,7 +135,7 @@ def prune_old_events(limit: int = 5000) -> int:
     with system_session() as session:  # the clock keeps every workspace's log bounded
         pruned = session.execute(PRUNE_SQL, {"days": current_app.config["WEBHOOK_LOG_DAYS"], "limit": limit})
         session.commit()
-    return int(pruned.rowcount or 0)
+    return int(pruned.rowcount or 0)  # type: ignore[attr-defined]  (a DELETE's CursorResult)
 
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
