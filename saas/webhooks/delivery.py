@@ -83,6 +83,7 @@ DELETE FROM webhook_events WHERE id IN (
     ORDER BY e.created_at
     LIMIT :limit
 )
+RETURNING id
 """)
 
 
@@ -133,9 +134,9 @@ def dispatch_due_deliveries(connection: Redis, limit: int = 500) -> int:
 def prune_old_events(limit: int = 5000) -> int:
     """Forget events (and their delivery log) older than WEBHOOK_LOG_DAYS; returns how many went."""
     with system_session() as session:  # the clock keeps every workspace's log bounded
-        pruned = session.execute(PRUNE_SQL, {"days": current_app.config["WEBHOOK_LOG_DAYS"], "limit": limit})
+        pruned = session.execute(PRUNE_SQL, {"days": current_app.config["WEBHOOK_LOG_DAYS"], "limit": limit}).all()
         session.commit()
-    return int(pruned.rowcount or 0)  # type: ignore[attr-defined]  (a DELETE's CursorResult)
+    return len(pruned)
 
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
