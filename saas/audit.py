@@ -42,6 +42,15 @@ ACTIONS = {
     "workspace.channels.send_connect_link": "Sent a link to connect an account",
     "workspace.api_tokens.create": "Created an API token",
     "workspace.api_tokens.revoke": "Revoked an API token",
+    "workspace.webhooks.new": "Added a webhook endpoint",
+    "workspace.webhooks.update": "Changed a webhook endpoint",
+    "workspace.webhooks.enable": "Switched a webhook endpoint on",
+    "workspace.webhooks.disable": "Switched a webhook endpoint off",
+    "workspace.webhooks.delete": "Deleted a webhook endpoint",
+    "workspace.webhooks.send_test": "Sent a test webhook event",
+    "workspace.webhooks.reveal_secret": "Revealed a webhook signing secret",
+    "workspace.webhooks.rotate_secret": "Rotated a webhook signing secret",
+    "workspace.webhooks.replay": "Resent a webhook delivery",
 }
 
 

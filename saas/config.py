@@ -85,6 +85,10 @@ def load() -> dict[str, Any]:
         "PUBLISH_THREADS": int(_env("PUBLISH_THREADS", "32") or 32),
         "PUBLISH_MAX_ATTEMPTS": int(_env("PUBLISH_MAX_ATTEMPTS", "6") or 6),
         "NETWORK_TIMEOUT_SECONDS": float(_env("NETWORK_TIMEOUT_SECONDS", "20") or 20),
+        # Outgoing webhooks: how long a receiver may take, and how many days of failing switch an endpoint off.
+        "WEBHOOK_TIMEOUT_SECONDS": float(_env("WEBHOOK_TIMEOUT_SECONDS", "10") or 10),
+        "WEBHOOK_DISABLE_AFTER_DAYS": int(_env("WEBHOOK_DISABLE_AFTER_DAYS", "3") or 3),
+        "WEBHOOK_LOG_DAYS": int(_env("WEBHOOK_LOG_DAYS", "30") or 30),  # events and their delivery log kept
         "PRODUCTION": is_production(),
         "DATABASE_URL": normalise_database_url(database_url) if database_url else None,
         "REDIS_URL": _env("REDIS_URL"),

@@ -11,6 +11,7 @@ from saas.posts.ical import CalendarFeed
 from saas.posts.models import Post, PostTarget, PublishAttempt
 from saas.posts.queue import PostingSlot
 from saas.sandbox.models import SandboxAccount, SandboxIdempotencyKey, SandboxPost
+from saas.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tenants.models import (
     AuditEntry,
     Invitation,
@@ -58,4 +59,8 @@ __all__ = [
     "Tenant",
     "User",
     "UserToken",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
 ]

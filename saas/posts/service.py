@@ -25,6 +25,7 @@ from saas.media.models import MediaItem
 from saas.posts import queue, recurrence
 from saas.posts.models import FINAL_TARGET_STATES, PAUSED_REASON, Post, PostState, PostTarget, TargetState
 from saas.publishing.networks import publisher_for
+from saas.webhooks import events as webhook_events
 from tenants.scoping import bound_tenant_id
 
 if TYPE_CHECKING:
@@ -319,6 +320,7 @@ def schedule_post(
         )
     session.flush()
     session.expire(post, ["targets"])
+    webhook_events.post_scheduled(session, post, [c.id for c in channels])
     # A new revision needs its own approval: what was approved before no longer counts.
     if request_approval:
         approvals.restart(session, post, author_id)
@@ -642,6 +644,7 @@ def mark_published(session: so.Session, post_id: int, target_id: int, url: str |
     target.outcome_unknown_since = None
     target.last_error = None
     settle_post(target.post)
+    webhook_events.emit_for_target(session, "post.published", target.id)
     return target
 
 
@@ -677,6 +680,8 @@ def move_post(session: so.Session, post_id: int, schedule: Schedule, now: dateti
     if moment != previous_moment:
         post.revision += 1  # a new time needs a new approval
         approvals.restart(session, post, None)
+        if post.state is not PostState.DRAFT:
+            webhook_events.post_scheduled(session, post, [t.channel_id for t in post.targets])
     session.flush()
     return post
 
