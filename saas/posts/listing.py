@@ -7,8 +7,8 @@ keeps the list cheap enough to serve hundreds of times a second from a workspace
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cache
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
