@@ -38,6 +38,9 @@ ACTIONS = {
     "workspace.agency.end": "Stopped managing a client",
     "workspace.agency.invite_existing": "Invited a business to be managed",
     "workspace.channels.send_connect_link": "Sent a link to connect an account",
+    "workspace.media.upload": "Uploaded media",
+    "workspace.media.from_url": "Asked to add media from a URL",
+    "workspace.media.alt": "Changed a file's alt text",
 }
 
 

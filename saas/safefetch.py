@@ -162,8 +162,8 @@ def _number(label: str) -> int:
     return int(label)
 
 
-def check(url: str | httpx.URL, policy: Policy) -> Destination:
-    """Parse and check `url`, resolve its host once, and return where to connect; FetchRefused says why not."""
+def parse(url: str | httpx.URL, policy: Policy) -> tuple[httpx.URL, str, int]:
+    """The URL, its host and port, if it may be fetched at all; no DNS lookup (safe in a web request)."""
     text = str(url).strip()
     if any(c in text for c in "\\\t\r\n ") or not text.isprintable():
         raise FetchRefused("That address has spaces or characters an address cannot have.")
@@ -183,7 +183,12 @@ def check(url: str | httpx.URL, policy: Policy) -> Destination:
     host = parsed.host.rstrip(".").lower()
     if not host:
         raise FetchRefused("That address has no host.")
-    port = parsed.port or DEFAULT_PORTS[parsed.scheme]
+    return parsed, host, parsed.port or DEFAULT_PORTS[parsed.scheme]
+
+
+def check(url: str | httpx.URL, policy: Policy) -> Destination:
+    """Parse and check `url`, resolve its host once, and return where to connect; FetchRefused says why not."""
+    parsed, host, port = parse(url, policy)
     local = host in policy.loopback_hosts
     addresses = _addresses(host, port, policy, local)  # resolved once: what is checked is what we connect to
     for address in addresses:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, g, make_response, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
 
 from saas import db
-from saas.media import links, service
+from saas.extensions import redis_client
+from saas.media import imports, links, service
 from saas.media.service import MediaError
 from saas.media.storage import storage
 from saas.security import require_role
@@ -23,12 +24,43 @@ EDITORS = (Role.OWNER, Role.ADMIN, Role.EDITOR)
 
 @bp.get("")
 def index() -> Any:
-    return render_template(
-        "media/index.html",
-        items=service.library(db.session()),
-        can_edit=g.workspace.role in EDITORS,
-        confirm=ConfirmForm(formdata=None),
+    session = db.session()
+    recent_imports = imports.recent(session)
+    response = make_response(
+        render_template(
+            "media/index.html",
+            items=service.library(session),
+            imports=recent_imports,
+            can_edit=g.workspace.role in EDITORS,
+            confirm=ConfirmForm(formdata=None),
+        )
     )
+    if any(row.pending for row in recent_imports):
+        response.headers["Refresh"] = "5"  # until the worker is done; no script needed
+    return response
+
+
+@bp.post("/from-url")
+@require_role(*EDITORS)
+def from_url() -> Any:
+    """Record the wish and hand it to a worker: nothing is fetched in the web request."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        row = imports.request(
+            db.session(),
+            url=request.form.get("url", ""),
+            alt=request.form.get("alt", ""),
+            requested_by=current_user.id,
+        )
+    except MediaError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("workspace.media.index"))
+    db.session.commit()
+    imports.enqueue(redis_client(), g.workspace.tenant_id, row.id)
+    flash("Fetching it now. It appears in the library when it arrives; this page refreshes until then.", "success")
+    return redirect(url_for("workspace.media.index"))
 
 
 @bp.post("")
