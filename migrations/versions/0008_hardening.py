@@ -1,4 +1,4 @@
-"""media imports from a URL; the audit log's kind of change (for filtering)
+"""media imports from a URL; the audit log's kind of change (for filtering) and its words for people
 
 Revision ID: 0008_hardening
 Revises: 0007
@@ -60,9 +60,15 @@ def upgrade() -> None:
     op.create_index(op.f("ix_media_imports_tenant_id"), "media_imports", ["tenant_id"], unique=False)
     op.create_index("ix_media_imports_tenant_created", "media_imports", ["tenant_id", "created_at"], unique=False)
     op.add_column("audit_entries", sa.Column("kind", sa.String(length=40), server_default="other", nullable=False))
+    op.add_column("audit_entries", sa.Column("detail", sa.String(length=500), nullable=True))
+    op.create_index(
+        "ix_audit_entries_tenant_kind_created", "audit_entries", ["tenant_id", "kind", "created_at"], unique=False
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_audit_entries_tenant_kind_created", table_name="audit_entries")
+    op.drop_column("audit_entries", "detail")
     op.drop_column("audit_entries", "kind")
     op.drop_index("ix_media_imports_tenant_created", table_name="media_imports")
     op.drop_index(op.f("ix_media_imports_tenant_id"), table_name="media_imports")

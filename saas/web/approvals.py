@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from saas import db
+from saas import audit, db
 from saas.approvals import service as approvals
 from saas.approvals.models import ApprovalMode, StepRule, Verdict
 from saas.posts.models import Post
@@ -121,6 +121,7 @@ def decide(post_id: int, action: str) -> Any:
             flash(str(exc), "error")
             return _back(post_id)
         abort(404)
+    audit.note(f"{'Approved' if action == 'approve' else 'Asked for changes to'} post {post_id} (revision {revision})")
     db.session.commit()
     flash("Approved." if action == "approve" else "Sent back with your comment.", "success")
     return _back(post_id)
@@ -155,6 +156,9 @@ def bulk() -> Any:
             problems.append(f"Post {post_id}: {exc}")
         except LookupError:
             abort(404)
+    if done:
+        verb = "Approved" if action == "approve" else "Asked for changes to"
+        audit.note(f"{verb} {done} of posts {', '.join(map(str, ids))}")
     db.session.commit()
     if done:
         flash(

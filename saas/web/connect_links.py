@@ -12,8 +12,10 @@ from typing import Any
 from flask import Blueprint, abort, current_app, make_response, render_template, request, session, url_for
 
 from publishers.errors import PublisherError
+from saas import audit
 from saas.channels import connect_links
 from saas.channels import oauth as oauth_connect
+from saas.channels.models import ConnectLink
 from saas.web.forms import ConfirmForm
 from saas.web.offsite import continue_to
 from tenants import tenant_session
@@ -77,8 +79,16 @@ def finish(token: str) -> Any:
             connect_links.use(db_session, grant.link_id, datetime.now(UTC))
             # Everything this sign-in may publish to: the person chose the account on the network itself.
             channels = [oauth_connect.connect(db_session, pending.network, account) for account in accounts]
-            db_session.commit()
             handles = ", ".join("@" + c.handle for c in channels)
+            audit.record_event(
+                db_session,
+                grant.tenant_id,
+                actor_name=f"{db_session.get_one(ConnectLink, grant.link_id).email} (connect link)",
+                action="Connected channels from a connect link",
+                kind="channels",
+                detail=f"Connected {handles} on {name}",
+            )
+            db_session.commit()
     except (oauth_connect.ConnectRefused, PublisherError, connect_links.LinkProblem) as exc:
         return _problem(getattr(exc, "message", str(exc)))
     return render_template("channels/connect_link_done.html", grant=grant, name=name, handles=handles)
