@@ -223,7 +223,9 @@ def workspace_rows(session: so.Session, where: AuditFilter, limit: int | None) -
         query = query.where(AuditEntry.created_at < where.until)
     if limit is not None:
         query = query.limit(limit)
-    for entry in session.scalars(query.execution_options(yield_per=500)):
+    else:
+        query = query.execution_options(yield_per=500)  # the whole log, for the export: in batches
+    for entry in session.scalars(query):
         yield AuditRow(
             at=entry.created_at,
             who=entry.actor_name,

@@ -15,6 +15,7 @@ from flask_login import current_user
 
 from saas import audit, db, timezones
 from saas.security import TEAM_MANAGERS, require_role
+from tenants import tenant_session
 
 PER_PAGE = 50
 # A spreadsheet runs a cell that starts with one of these as a formula (CSV injection): we quote it as text.
@@ -89,7 +90,7 @@ def export() -> Any:
     query = read_query(zone)
     if query.errors:
         return page()
-    session = db.session()
+    tenant_id = g.workspace.tenant_id
     name = f"audit-{g.workspace.slug}-{datetime.now(UTC):%Y%m%d}.csv"
 
     def lines() -> Iterator[str]:
@@ -97,13 +98,15 @@ def export() -> Any:
         writer = csv.writer(out)
         writer.writerow(["time (UTC)", f"time ({zone})", "who", "for agency", "kind", "action", "detail"])
         yield _drain(out)
-        for row in audit.stream(session, query.where):
-            local = timezones.to_local(row.at, zone)
-            kind = audit.KINDS.get(row.kind, row.kind)
-            text = [row.who, row.agency or "", kind, row.action, row.detail or ""]
-            times = [row.at.astimezone(UTC).isoformat(timespec="seconds"), local.isoformat(timespec="seconds")]
-            writer.writerow(times + [safe_cell(cell) for cell in text])
-            yield _drain(out)
+        # The view's session is closed when it returns, before the body is sent: the stream opens its own.
+        with tenant_session(tenant_id) as session:
+            for row in audit.stream(session, query.where):
+                local = timezones.to_local(row.at, zone)
+                kind = audit.KINDS.get(row.kind, row.kind)
+                text = [row.who, row.agency or "", kind, row.action, row.detail or ""]
+                times = [row.at.astimezone(UTC).isoformat(timespec="seconds"), local.isoformat(timespec="seconds")]
+                writer.writerow(times + [safe_cell(cell) for cell in text])
+                yield _drain(out)
 
     return Response(
         stream_with_context(lines()),
