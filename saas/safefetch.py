@@ -73,8 +73,7 @@ class Destination:
 
     @property
     def connect_url(self) -> httpx.URL:
-        ip = f"[{self.address}]" if self.address.version == 6 else str(self.address)
-        return self.url.copy_with(host=ip.strip("[]"), port=self.port)
+        return self.url.copy_with(host=str(self.address), port=self.port)
 
     @property
     def host_header(self) -> str:

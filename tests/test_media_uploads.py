@@ -138,3 +138,10 @@ def test_the_type_comes_from_the_bytes_not_the_extension(client, workspace):
     [(item, data)] = stored(workspace)
     assert (item.mime_type, item.storage_key.rsplit(".", 1)[1]) == ("image/jpeg", "jpg")
     assert data.startswith(b"\xff\xd8")
+
+
+@pytest.mark.parametrize("fmt", ["TIFF", "BMP", "EPS"])
+def test_formats_we_do_not_take_are_never_decoded(app, fmt):
+    data = image(fmt) if fmt != "EPS" else b"%!PS-Adobe-3.0 EPSF-3.0\n%%BoundingBox: 0 0 64 48\n"
+    with pytest.raises(media_service.MediaError, match="is not a JPEG, PNG, GIF, WebP or MP4 file we can read"):
+        media_service.check_image(data, f"file.{fmt.lower()}")

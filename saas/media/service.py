@@ -21,6 +21,7 @@ IMAGE_FORMATS = {
     "GIF": ("image/gif", "gif"),
     "WEBP": ("image/webp", "webp"),
 }
+FORMATS = tuple(IMAGE_FORMATS)
 MAX_IMAGE_BYTES = 16 * 1024 * 1024
 MAX_VIDEO_BYTES = 300 * 1000 * 1000
 MAX_UPLOAD_BYTES = MAX_VIDEO_BYTES + 1_000_000  # one request: the largest video plus the form around it
@@ -59,12 +60,13 @@ def check_image(data: bytes, label: str) -> CheckedImage:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as image:  # reads the header only
+            # Only our formats' decoders ever see the bytes (never EPS, which runs Ghostscript, nor PSD or TIFF).
+            with Image.open(io.BytesIO(data), formats=FORMATS) as image:  # reads the header only
                 fmt, (width, height) = image.format or "", image.size
                 frames = getattr(image, "n_frames", 1)
                 _check_dimensions(label, fmt, width, height, frames)
                 image.verify()  # a truncated or corrupt file fails here, not at publish time
-            with Image.open(io.BytesIO(data)) as image:
+            with Image.open(io.BytesIO(data), formats=FORMATS) as image:
                 encoded = _reencode(image, fmt, frames)
     except MediaError:
         raise

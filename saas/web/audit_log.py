@@ -26,7 +26,7 @@ FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 class Query:
     """The filters as typed (kept in links and the form), what they mean, and what was wrong with them."""
 
-    args: dict[str, str]
+    args: dict[str, Any]  # str values; Any so they pass to url_for as query parameters
     where: audit.AuditFilter
     errors: dict[str, str]
 
