@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -158,3 +159,20 @@ def test_viewers_cannot_add_media_by_url(client, web):
     page = f"/w/{tenant.slug}/media"
     assert client.submit(f"{page}/from-url", {"url": f"{web.base}/x.png"}, page=page).status_code == 403
     assert rows(tenant) == []
+
+
+def test_an_import_whose_worker_never_finished_stops_refreshing_and_says_so(client, workspace):
+    with app_context(), tenant_session(workspace.id) as session:
+        session.add(
+            MediaImport(
+                url="https://photos.example/lost.png",
+                state=ImportState.FETCHING,
+                created_at=datetime.now(UTC) - timedelta(minutes=20),
+            )
+        )
+        session.commit()
+
+    listing = client.get(f"/w/{workspace.slug}/media")
+
+    assert "Refresh" not in listing.headers
+    assert "This stopped before it finished. Add the address again to retry." in listing.get_data(as_text=True)

@@ -97,8 +97,13 @@ def _finish(session: so.Session, import_id: int, state: ImportState, *, media_id
         row.state, row.media_id, row.error, row.finished_at = state, media_id, error, datetime.now(UTC)
 
 
+def give_up(session: so.Session, import_id: int, reason: str) -> None:
+    """Mark the import failed with `reason` (the caller commits)."""
+    _finish(session, import_id, ImportState.FAILED, error=reason)
+
+
 def _record_failure(tenant_id: int, import_id: int, reason: str) -> None:
     log.info("media import %s of tenant %s failed: %s", import_id, tenant_id, reason)
     with tenant_session(tenant_id) as session:
-        _finish(session, import_id, ImportState.FAILED, error=reason)
+        give_up(session, import_id, reason)
         session.commit()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -34,6 +34,9 @@ class MediaItem(TenantScoped, Base):
     @property
     def is_video(self) -> bool:
         return self.mime_type.startswith("video/")
+
+
+STALLED_AFTER = timedelta(minutes=15)
 
 
 class ImportState(enum.StrEnum):
@@ -67,4 +70,12 @@ class MediaImport(TenantScoped, Base):
 
     @property
     def pending(self) -> bool:
-        return self.state in (ImportState.QUEUED, ImportState.FETCHING)
+        """Waiting for, or in, its worker; one that has sat this way too long is `stalled` instead."""
+        return self.state in (ImportState.QUEUED, ImportState.FETCHING) and not self.stalled
+
+    @property
+    def stalled(self) -> bool:
+        # Far beyond any fetch's deadline: its worker died or no worker runs. Shown as such; adding the URL
+        # again starts afresh.
+        waiting = self.state in (ImportState.QUEUED, ImportState.FETCHING)
+        return waiting and self.created_at is not None and datetime.now(UTC) - self.created_at > STALLED_AFTER

@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, abort, flash, g, make_response, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
+from redis.exceptions import RedisError
 
 from saas import db
 from saas.extensions import redis_client
@@ -58,7 +59,13 @@ def from_url() -> Any:
         flash(str(exc), "error")
         return redirect(url_for("workspace.media.index"))
     db.session.commit()
-    imports.enqueue(redis_client(), g.workspace.tenant_id, row.id)
+    try:
+        imports.enqueue(redis_client(), g.workspace.tenant_id, row.id)
+    except RedisError:
+        imports.give_up(db.session(), row.id, "We could not start fetching it. Try again in a minute.")
+        db.session.commit()
+        flash("We could not start fetching it. Try again in a minute.", "error")
+        return redirect(url_for("workspace.media.index"))
     flash("Fetching it now. It appears in the library when it arrives; this page refreshes until then.", "success")
     return redirect(url_for("workspace.media.index"))
 
