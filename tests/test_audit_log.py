@@ -80,6 +80,11 @@ def test_filters_by_who_kind_and_dates_in_the_readers_zone(owner_client):
     assert who("from=2026-01-02") == ["Ann", "Ben"]
     assert who("who=Ann") == ["Ann", "Ann"]
     assert who("kind=members&who=Ann") == ["Ann"]
+    [ann] = csv_rows(owner_client.get(f"{base}?from=2026-01-01&to=2026-01-01"))
+    assert (ann["time (UTC)"], ann["local time (Pacific/Auckland)"]) == (
+        "2026-01-01T10:30:00+00:00",
+        "2026-01-01T23:30:00+13:00",
+    )
     page = owner_client.get(f"/w/{tenant.slug}/audit?from=2026-01-01&to=2026-01-01").get_data(as_text=True)
     assert "1 Jan 2026, 23:30 NZDT (Pacific/Auckland)" in page
     assert "Times are in your time zone, Pacific/Auckland" in page
@@ -136,7 +141,7 @@ def test_an_empty_log_says_so_and_exports_just_the_header(owner_client):
     tenant = owner_client.tenant
     assert "No changes recorded yet" in owner_client.get(f"/w/{tenant.slug}/audit").get_data(as_text=True)
     text = owner_client.get(f"/w/{tenant.slug}/audit.csv").get_data(as_text=True)
-    assert text.splitlines() == ["time (UTC),time (UTC),who,for agency,kind,action,detail"]
+    assert text.splitlines() == ["time (UTC),local time (UTC),who,for agency,kind,action,detail"]
 
 
 @pytest.mark.parametrize("role", [Role.EDITOR, Role.REVIEWER, Role.VIEWER])

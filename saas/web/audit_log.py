@@ -96,7 +96,7 @@ def export() -> Any:
     def lines() -> Iterator[str]:
         out = io.StringIO()
         writer = csv.writer(out)
-        writer.writerow(["time (UTC)", f"time ({zone})", "who", "for agency", "kind", "action", "detail"])
+        writer.writerow(["time (UTC)", f"local time ({zone})", "who", "for agency", "kind", "action", "detail"])
         yield _drain(out)
         # The view's session is closed when it returns, before the body is sent: the stream opens its own.
         with tenant_session(tenant_id) as session:
