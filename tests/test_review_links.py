@@ -192,3 +192,19 @@ def test_link_of_an_earlier_step_shows_no_decision_once_the_step_is_done(client,
     page = client.get(link).get_data(as_text=True)
     assert "Nothing for you to decide at this step" in page and 'value="approve"' not in page
     assert 'value="approve"' in client.get(first_link(outbox, "second@bluebell.example")).get_data(as_text=True)
+
+
+def test_a_decision_by_link_is_in_the_audit_log_without_the_links_secret(client, outbox, review):
+    from tenants.models import AuditEntry
+
+    tenant, _owner, post_id, _, _ = review
+    link = first_link(outbox, REVIEWER)
+
+    client.submit(f"{link}/posts/{post_id}", {"action": "approve", "revision": "1", "comment": ""})
+
+    with app_context(), tenant_session(tenant.id) as session:
+        [entry] = session.scalars(sa.select(AuditEntry).where(AuditEntry.kind == "approvals"))
+        reviewer_name = session.scalar(sa.select(User.name).where(User.email == REVIEWER))
+    assert (entry.actor_name, entry.detail) == (reviewer_name, f"Approved post {post_id} (revision 1)")
+    token = link.removeprefix("/review/")
+    assert token not in entry.path and token not in (entry.detail or "")
