@@ -218,3 +218,14 @@ def test_editors_cannot_connect_channels(client, mastodon):
     assert client.get(page).status_code == 403
     assert client.submit(page, {"instance": mastodon.base_url}).status_code == 403
     assert mastodon.journal.entries() == []
+
+
+def test_a_connected_channel_is_in_the_audit_log_by_handle(owner_client, bluesky):
+    page = f"/w/{owner_client.tenant.slug}/channels/bluesky"
+    form = {"identifier": "bluebell.bsky.test", "app_password": "abcd-efgh-ijkl-mnop", "pds_url": bluesky.base_url}
+    owner_client.submit(page, form, page=page)
+
+    log = owner_client.get(f"/w/{owner_client.tenant.slug}/audit?kind=channels").get_data(as_text=True)
+
+    assert "Connected a channel: Connected Bluesky @bluebell.bsky.test" in log
+    assert "abcd-efgh" not in log
