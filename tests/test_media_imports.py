@@ -176,3 +176,21 @@ def test_an_import_whose_worker_never_finished_stops_refreshing_and_says_so(clie
 
     assert "Refresh" not in listing.headers
     assert "This stopped before it finished. Add the address again to retry." in listing.get_data(as_text=True)
+
+
+def test_at_most_ten_imports_wait_at_once(client, workspace, web, redis_conn):
+    other, other_owner = make_workspace(name="Busy Neighbour")
+    with app_context(), tenant_session(other.id) as session:  # another workspace's queue counts for it alone
+        for n in range(imports.MAX_PENDING):
+            session.add(MediaImport(url=f"https://photos.example/{n}.png", requested_by=other_owner.id))
+        session.commit()
+    for n in range(imports.MAX_PENDING):
+        ask(client, workspace, f"{web.base}/photo-{n}.png")
+
+    page = ask(client, workspace, f"{web.base}/one-too-many.png").get_data(as_text=True)
+
+    assert "10 addresses are being fetched already; add more when they are done." in page
+    assert len(rows(workspace)) == imports.MAX_PENDING
+    run_worker(redis_conn)  # they finish (as failures: nothing is there)
+    ask(client, workspace, f"{web.base}/one-too-many.png")
+    assert len(rows(workspace)) == imports.MAX_PENDING + 1

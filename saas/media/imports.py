@@ -17,13 +17,14 @@ from rq.serializers import JSONSerializer
 
 from saas import safefetch
 from saas.media import service
-from saas.media.models import ImportState, MediaImport
+from saas.media.models import STALLED_AFTER, ImportState, MediaImport
 from tenants import tenant_session
 
 log = logging.getLogger(__name__)
 
 QUEUE = "default"
 MAX_URL = 2000
+MAX_PENDING = 10  # per workspace: a page of addresses, not a way to keep our workers busy
 
 
 def request(session: so.Session, *, url: str, alt: str, requested_by: int) -> MediaImport:
@@ -39,6 +40,13 @@ def request(session: so.Session, *, url: str, alt: str, requested_by: int) -> Me
         safefetch.parse(url, safefetch.app_policy())
     except safefetch.FetchRefused as exc:
         raise service.MediaError(str(exc)) from None
+    # Selecting the model's column (not a bare count) keeps the tenant scoping on this query.
+    waiting = sa.select(MediaImport.id).where(
+        MediaImport.state.in_([ImportState.QUEUED, ImportState.FETCHING]),
+        MediaImport.created_at > datetime.now(UTC) - STALLED_AFTER,
+    )
+    if len(session.scalars(waiting.limit(MAX_PENDING)).all()) >= MAX_PENDING:
+        raise service.MediaError(f"{MAX_PENDING} addresses are being fetched already; add more when they are done.")
     row = MediaImport(url=url, alt=alt.strip(), requested_by=requested_by, state=ImportState.QUEUED)
     session.add(row)
     session.flush()
