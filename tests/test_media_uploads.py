@@ -105,6 +105,8 @@ def test_a_polyglot_is_stored_as_only_its_image(client, workspace):
     served = client.get(f"/w/{workspace.slug}/media/{item.id}/file")
     assert served.mimetype == "image/gif"
     assert served.headers["X-Content-Type-Options"] == "nosniff"
+    assert "sandbox" in served.headers["Content-Security-Policy"]
+    assert "default-src 'none'" in served.headers["Content-Security-Policy"]
 
 
 def test_metadata_is_dropped_and_orientation_applied(app):

@@ -11,6 +11,7 @@ from redis.exceptions import RedisError
 from saas import db
 from saas.extensions import redis_client
 from saas.media import imports, links, service
+from saas.media.models import MediaItem
 from saas.media.service import MediaError
 from saas.media.storage import storage
 from saas.security import require_role
@@ -120,7 +121,7 @@ def public_file(token: str) -> Any:
         item = service.get(session, media_id)
         if item is None:
             abort(404)
-        return send_file(storage().source(item.storage_key), mimetype=item.mime_type, max_age=3600)
+        return _send(item)
 
 
 @bp.get("/<int:media_id>/file")
@@ -128,7 +129,18 @@ def file(media_id: int) -> Any:
     item = service.get(db.session(), media_id)
     if item is None:
         abort(404)
-    return send_file(storage().source(item.storage_key), mimetype=item.mime_type, max_age=3600)
+    return _send(item)
+
+
+# A library file opened on its own is a document with no rights: even a file a browser mistook for a page
+# could run nothing and reach nothing.
+FILE_POLICY = "default-src 'none'; img-src 'self'; media-src 'self'; sandbox"
+
+
+def _send(item: MediaItem) -> Any:
+    response = send_file(storage().source(item.storage_key), mimetype=item.mime_type, max_age=3600)
+    response.headers["Content-Security-Policy"] = FILE_POLICY
+    return response
 
 
 @bp.post("/<int:media_id>/alt")
