@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import ssl
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -60,6 +61,8 @@ class Policy:
     timeout_seconds: float = 30.0
     max_redirects: int = 5
     resolver: Resolver = field(default=system_resolver)
+    # Certificates are checked against the host name; tests pass a context that trusts their own CA.
+    verify: ssl.SSLContext | bool = True
 
 
 @dataclass(frozen=True)
@@ -235,7 +238,7 @@ def fetch(url: str, policy: Policy, *, transport: httpx.BaseTransport | None = N
     """GET `url` under `policy`: each hop checked, at most `max_redirects` of them, the body capped."""
     deadline = time.monotonic() + policy.timeout_seconds
     current: str | httpx.URL = url
-    with httpx.Client(transport=transport, follow_redirects=False, trust_env=False) as client:
+    with httpx.Client(transport=transport, follow_redirects=False, trust_env=False, verify=policy.verify) as client:
         for _hop in range(policy.max_redirects + 1):
             destination = check(current, policy)
             with _open(client, destination, deadline) as response:
@@ -329,7 +332,7 @@ class GuardedTransport(httpx.BaseTransport):
                 if len(self._pools) >= self.MAX_POOLS:
                     oldest = next(iter(self._pools))
                     self._pools.pop(oldest).close()
-                pool = self._pools[host] = httpx.HTTPTransport()
+                pool = self._pools[host] = httpx.HTTPTransport(verify=self.policy.verify)
             return pool
 
     def close(self) -> None:

@@ -12,6 +12,7 @@ import pytest
 from saas.safefetch import FetchRefused, GuardedTransport, Policy, check, fetch, parse_ipv4_like_a_browser
 from tests.fakes.dns import StubResolver
 from tests.fakes.files import FakeFileHost
+from tests.fakes.tls import TlsFileServer
 
 PUBLIC = StubResolver(
     {
@@ -165,3 +166,26 @@ def test_the_guarded_transport_checks_every_request_and_keeps_the_name():
                 with pytest.raises(httpx.ConnectError, match="Refused: address"):
                     client.get(url)
     assert host.hosts_seen == [f"files.example:{host.port}"]
+
+
+def test_https_connects_to_the_checked_address_but_verifies_the_name():
+    with TlsFileServer("files.example", b"over tls") as server:
+        policy = local_policy(verify=server.ca_context())
+        fetched = fetch(f"https://files.example:{server.port}/cat.png", policy)
+        assert fetched.data == b"over tls"
+        assert server.sni_names == ["files.example"]  # the name in the TLS hello, though we dialled 127.0.0.1
+
+
+def test_https_with_a_certificate_for_another_name_is_refused():
+    with TlsFileServer("someone-else.example", b"not yours") as server:
+        policy = local_policy(verify=server.ca_context())
+        with pytest.raises(FetchRefused, match="Could not reach files.example"):
+            fetch(f"https://files.example:{server.port}/cat.png", policy)
+
+
+def test_the_guarded_transport_speaks_tls_to_the_name_at_the_checked_address():
+    with TlsFileServer("files.example", b"{}") as server:
+        transport = GuardedTransport(local_policy(verify=server.ca_context()))
+        with httpx.Client(transport=transport) as client:
+            assert client.get(f"https://files.example:{server.port}/api/v1/instance").content == b"{}"
+    assert server.sni_names == ["files.example"]
