@@ -116,10 +116,14 @@ class BlueskyPublisher(Publisher):
 
     capabilities: ClassVar[Capabilities] = BLUESKY
 
-    def __init__(self, settings: Mapping[str, str]) -> None:
+    def __init__(self, settings: Mapping[str, str], *, transport: httpx.BaseTransport | None = None) -> None:
+        # `transport`: the app passes one that checks each server's address (a PDS is named by its user).
         super().__init__(settings)
         self._http = HttpClient(
-            network=self.capabilities.display_name, timeout=timeout_from(settings), classify=_classify
+            network=self.capabilities.display_name,
+            timeout=timeout_from(settings),
+            classify=_classify,
+            transport=transport,
         )
         self.allow_http = settings.get("allow_http") == "1"  # a PDS on plain http: local fakes only
         margin = settings.get("refresh_margin_seconds")

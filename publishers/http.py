@@ -122,6 +122,8 @@ def server_origin(raw: str, *, allow_http: bool = False, example: str = "mastodo
     if parts.scheme == "http" and not allow_http:
         raise ValueError("The server must use https://.")
     host = parts.hostname.lower()
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address keeps its brackets
     return f"{parts.scheme}://{host}:{parts.port}" if parts.port else f"{parts.scheme}://{host}"
 
 

@@ -88,9 +88,12 @@ class MastodonPublisher(Publisher):
 
     capabilities: ClassVar[Capabilities] = MASTODON
 
-    def __init__(self, settings: Mapping[str, str]) -> None:
+    def __init__(self, settings: Mapping[str, str], *, transport: httpx.BaseTransport | None = None) -> None:
+        # `transport`: the app passes one that checks each instance's address (instances are named by users).
         super().__init__(settings)
-        self._http = HttpClient(network=self.capabilities.display_name, timeout=timeout_from(settings))
+        self._http = HttpClient(
+            network=self.capabilities.display_name, timeout=timeout_from(settings), transport=transport
+        )
         self._poll_seconds = float(settings.get("media_poll_seconds") or 1.0)
         self._wait_seconds = float(settings.get("media_wait_seconds") or 60.0)
         self.allow_http = settings.get("allow_http") == "1"

@@ -16,6 +16,8 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     app = Flask(__name__)
     app.config.update(config.load())
     if overrides:
+        if "PUBLIC_BASE_URL" in overrides:  # cookies follow the address (https: Secure, __Host- names)
+            app.config.update(config.cookie_settings(overrides["PUBLIC_BASE_URL"]))
         app.config.update(overrides)
     config.check(app.config)  # type: ignore[arg-type]
     if not app.config["DATABASE_URL"] or not app.config["REDIS_URL"]:

@@ -44,6 +44,14 @@ def load() -> dict[str, Any]:
         "ENCRYPTION_KEYS": _env("ENCRYPTION_KEYS") or ("" if is_production() else _dev_encryption_key(secret_key)),
         # Publishing pipeline
         "SANDBOX_BASE_URL": (_env("SANDBOX_BASE_URL") or f"{public_base_url}/sandbox").rstrip("/"),
+        # Fetching addresses people type (media by URL, their Mastodon instance or Bluesky server): only public
+        # addresses on these ports. FETCH_LOOPBACK_HOSTS names local servers that may be on loopback (the fakes
+        # `make run` and the tests start on 127.0.0.1); none in production.
+        "FETCH_ALLOWED_PORTS": _int_list(_env("FETCH_ALLOWED_PORTS", "80,443") or ""),
+        "FETCH_LOOPBACK_HOSTS": _word_list(
+            _env("FETCH_LOOPBACK_HOSTS", "" if is_production() else "127.0.0.1,localhost") or ""
+        ),
+        "FETCH_TIMEOUT_SECONDS": float(_env("FETCH_TIMEOUT_SECONDS", "30") or 30),
         # Mastodon: the instance is per channel; http:// instances (local fakes) only outside production.
         "MASTODON_SETTINGS": {
             "client_name": _env("MASTODON_CLIENT_NAME", "Multipost") or "Multipost",
@@ -99,11 +107,7 @@ def load() -> dict[str, Any]:
         "VAR_DIR": var_dir,
         # How long a signed media address (for networks that download files themselves) keeps working.
         "MEDIA_LINK_SECONDS": int(_env("MEDIA_LINK_SECONDS", str(7 * 24 * 3600)) or 0),
-        # Cookies: HttpOnly always, Lax so cross-site POSTs carry no session,
-        # Secure whenever the public address is https.
-        "SESSION_COOKIE_HTTPONLY": True,
-        "SESSION_COOKIE_SAMESITE": "Lax",
-        "SESSION_COOKIE_SECURE": public_base_url.startswith("https://"),
+        **cookie_settings(public_base_url),
         # Sessions (saas.identity.sessions): ended after the idle timeout unseen, and at the absolute timeout
         # however busy. "Keep me logged in" replaces both with one lifetime of at most 30 days; the cookie of
         # such a session is the only permanent one, and lives as long.
@@ -111,9 +115,9 @@ def load() -> dict[str, Any]:
         "SESSION_ABSOLUTE_TIMEOUT": timedelta(days=float(_env("SESSION_ABSOLUTE_DAYS", "7") or 7)),
         "REMEMBER_ME_LIFETIME": timedelta(days=min(30.0, float(_env("REMEMBER_ME_DAYS", "30") or 30))),
         "PERMANENT_SESSION_LIFETIME": timedelta(days=min(30.0, float(_env("REMEMBER_ME_DAYS", "30") or 30))),
-        # Changing email, password, two-factor or billing asks for the password again after this long.
         # How long the second step of logging in (the authenticator code) may take after the password.
         "TWO_FACTOR_LOGIN_SECONDS": int(_env("TWO_FACTOR_LOGIN_SECONDS", "300") or 300),
+        # Changing email, password, two-factor, API tokens or billing asks for the password again after this long.
         "REAUTH_MAX_AGE": timedelta(minutes=float(_env("REAUTH_MINUTES", "10") or 10)),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         # Per account and per client IP (moving windows in Redis).
@@ -135,6 +139,41 @@ def load() -> dict[str, Any]:
         # RQ worker processes `make run` starts: one per core, since a publish batch is part CPU (HTTP, SQL)
         # and one process holds one core at most. Production scales the Procfile's `worker` the same way.
         "WORKER_PROCESSES": int(_env("WORKER_PROCESSES", str(os.cpu_count() or 1)) or 1),
+    }
+
+
+def _word_list(raw: str) -> list[str]:
+    return [word.strip().lower() for word in raw.split(",") if word.strip()]
+
+
+def _int_list(raw: str) -> list[int]:
+    return [int(word) for word in _word_list(raw)]
+
+
+def cookie_settings(public_base_url: str) -> dict[str, Any]:
+    """Session and remember cookies for the public address: HttpOnly always, Lax so cross-site POSTs carry no
+    session, and under https Secure with the `__Host-` prefix (browsers then refuse the cookie unless it is
+    Secure, Path=/ and has no Domain, so no sibling subdomain can set or shadow it). Plain names under http
+    (development, tests), where browsers would drop a `__Host-` cookie."""
+    https = public_base_url.startswith("https://")
+    prefix = "__Host-" if https else ""
+    lifetime = timedelta(days=14)
+    return {
+        "SESSION_COOKIE_NAME": f"{prefix}session",
+        "SESSION_COOKIE_HTTPONLY": True,
+        "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": https,
+        "SESSION_COOKIE_PATH": "/",
+        "SESSION_COOKIE_DOMAIN": None,
+        # flask-login's "remember me" cookie, should a login form offer it: the same rules, and not its
+        # default of a year.
+        "REMEMBER_COOKIE_NAME": f"{prefix}remember_token",
+        "REMEMBER_COOKIE_HTTPONLY": True,
+        "REMEMBER_COOKIE_SAMESITE": "Lax",
+        "REMEMBER_COOKIE_SECURE": https,
+        "REMEMBER_COOKIE_PATH": "/",
+        "REMEMBER_COOKIE_DOMAIN": None,
+        "REMEMBER_COOKIE_DURATION": lifetime,
     }
 
 

@@ -193,14 +193,21 @@ class AuditEntry(TenantScoped, Base):
     """
 
     __tablename__ = "audit_entries"
-    __table_args__ = (sa.Index("ix_audit_entries_tenant_created", "tenant_id", "created_at"),)
+    __table_args__ = (
+        sa.Index("ix_audit_entries_tenant_created", "tenant_id", "created_at"),
+        sa.Index("ix_audit_entries_tenant_kind_created", "tenant_id", "kind", "created_at"),
+    )
 
     id: so.Mapped[int] = so.mapped_column(primary_key=True)
+    # None with actor_name "Stripe" (billing webhooks) or another system actor.
     actor_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("users.id", ondelete="SET NULL"))
     actor_name: so.Mapped[str] = so.mapped_column(sa.String(254))  # kept when the user goes
     agency_id: so.Mapped[int | None] = so.mapped_column(sa.ForeignKey("tenants.id", ondelete="SET NULL"))
     agency_name: so.Mapped[str | None] = so.mapped_column(sa.String(120))
     action: so.Mapped[str] = so.mapped_column(sa.String(200))
+    # What area it touched ("members", "channels", "billing"...: saas.audit.KINDS), for filtering.
+    kind: so.Mapped[str] = so.mapped_column(sa.String(40), default="other", server_default="other")
+    detail: so.Mapped[str | None] = so.mapped_column(sa.String(500))  # in people's words: "Ann Lee is now Admin"
     path: so.Mapped[str] = so.mapped_column(sa.String(500))
     created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())
 

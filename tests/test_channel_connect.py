@@ -15,6 +15,7 @@ from saas.channels.models import Channel, MastodonApp
 from tenants import system_session, tenant_session
 from tests.factories import PASSWORD, app_context, make_workspace
 from tests.fakes.bluesky import FakeBluesky
+from tests.fakes.dns import StubResolver
 from tests.fakes.mastodon import FakeMastodon
 
 
@@ -131,6 +132,51 @@ def test_mastodon_unreachable_server_is_explained_on_the_form(owner_client):
     assert "Could not reach Mastodon" in response.get_data(as_text=True)
 
 
+@pytest.fixture
+def public_dns(app: Flask) -> Iterator[StubResolver]:
+    resolver = StubResolver({"intranet.example": ["10.0.0.5"], "metadata.example": ["169.254.169.254"]})
+    app.extensions["fetch_resolver"] = resolver
+    app.extensions.pop("publishers", None)  # adapters take the resolver when they are made
+    yield resolver
+    app.extensions.pop("fetch_resolver")
+    app.extensions.pop("publishers", None)
+
+
+@pytest.mark.parametrize(
+    ("instance", "reason"),
+    [
+        ("https://intranet.example", "address 10.0.0.5 is private"),
+        ("https://metadata.example", "169.254.169.254 is the cloud metadata address"),
+        ("http://127.1:{port}", "127.0.0.1 is loopback"),
+        ("http://[::ffff:127.0.0.1]:{port}", "is loopback"),
+    ],
+)
+def test_mastodon_instance_on_our_own_network_is_refused_before_any_request(
+    owner_client, mastodon, public_dns, instance, reason
+):
+    page = f"/w/{owner_client.tenant.slug}/channels/mastodon"
+    response = owner_client.submit(page, {"instance": instance.format(port=mastodon.port)}, page=page)
+    assert response.status_code == 422
+    assert reason in response.get_data(as_text=True)
+    assert mastodon.journal.entries() == []
+
+
+def test_bluesky_server_on_our_own_network_is_refused(owner_client, bluesky, public_dns):
+    page = f"/w/{owner_client.tenant.slug}/channels/bluesky"
+    form = {
+        "identifier": "bluebell.bsky.test",
+        "app_password": "abcd-efgh-ijkl-mnop",
+        "pds_url": "https://intranet.example",
+    }
+
+    response = owner_client.submit(page, form, page=page)
+
+    assert response.status_code == 422
+    assert "address 10.0.0.5 is private" in response.get_data(as_text=True)
+    assert channels_of(owner_client.tenant) == []
+    assert public_dns.lookups == ["intranet.example"]
+
+
 def test_bluesky_connect_creates_one_session_and_seals_its_tokens(owner_client, bluesky):
     page = f"/w/{owner_client.tenant.slug}/channels/bluesky"
     form = {"identifier": "bluebell.bsky.test", "app_password": "abcd-efgh-ijkl-mnop", "pds_url": bluesky.base_url}
@@ -172,3 +218,14 @@ def test_editors_cannot_connect_channels(client, mastodon):
     assert client.get(page).status_code == 403
     assert client.submit(page, {"instance": mastodon.base_url}).status_code == 403
     assert mastodon.journal.entries() == []
+
+
+def test_a_connected_channel_is_in_the_audit_log_by_handle(owner_client, bluesky):
+    page = f"/w/{owner_client.tenant.slug}/channels/bluesky"
+    form = {"identifier": "bluebell.bsky.test", "app_password": "abcd-efgh-ijkl-mnop", "pds_url": bluesky.base_url}
+    owner_client.submit(page, form, page=page)
+
+    log = owner_client.get(f"/w/{owner_client.tenant.slug}/audit?kind=channels").get_data(as_text=True)
+
+    assert "Connected a channel: Connected Bluesky @bluebell.bsky.test" in log
+    assert "abcd-efgh" not in log

@@ -68,3 +68,11 @@ def test_cookies_are_secure_under_https(monkeypatch):
     assert config.load()["SESSION_COOKIE_SECURE"] is True
     monkeypatch.setenv("PUBLIC_BASE_URL", "http://127.0.0.1:5000")
     assert config.load()["SESSION_COOKIE_SECURE"] is False
+
+
+def test_fetching_may_reach_loopback_only_outside_production(monkeypatch):
+    monkeypatch.delenv("FETCH_LOOPBACK_HOSTS", raising=False)
+    assert config.load()["FETCH_LOOPBACK_HOSTS"] == ["127.0.0.1", "localhost"]
+    monkeypatch.setenv("APP_ENV", "production")
+    assert config.load()["FETCH_LOOPBACK_HOSTS"] == []
+    assert config.load()["FETCH_ALLOWED_PORTS"] == [80, 443]

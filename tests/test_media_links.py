@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
@@ -10,6 +11,7 @@ from PIL import Image
 
 from saas.media import links
 from saas.media import service as media_service
+from saas.media.storage import storage
 from tenants import tenant_session
 from tests.factories import app_context, make_workspace
 
@@ -28,7 +30,8 @@ def uploaded():
     with app_context(), tenant_session(tenant.id) as session:
         item = media_service.upload(session, filename="rye.jpg", data=data, alt="A rye loaf", uploaded_by=owner.id)
         session.commit()
-        return tenant, item.id, data
+        stored = Path(storage().source(item.storage_key)).read_bytes()  # re-encoded on upload
+        return tenant, item.id, stored
 
 
 def path_of(url: str) -> str:

@@ -227,3 +227,19 @@ def test_the_link_shows_each_channel_as_it_will_go_out(client, outbox):
     served = client.get(image.group(1))  # the reviewer has no login: the image is a signed address
     assert served.status_code == 200 and served.data == buffer.getvalue()
     assert f'id="post-{post.id}"' in html
+
+
+def test_a_decision_by_link_is_in_the_audit_log_without_the_links_secret(client, outbox, review):
+    from tenants.models import AuditEntry
+
+    tenant, _owner, post_id, _, _ = review
+    link = first_link(outbox, REVIEWER)
+
+    client.submit(f"{link}/posts/{post_id}", {"action": "approve", "revision": "1", "comment": ""})
+
+    with app_context(), tenant_session(tenant.id) as session:
+        [entry] = session.scalars(sa.select(AuditEntry).where(AuditEntry.kind == "approvals"))
+        reviewer_name = session.scalar(sa.select(User.name).where(User.email == REVIEWER))
+    assert (entry.actor_name, entry.detail) == (reviewer_name, f"Approved post {post_id} (revision 1)")
+    token = link.removeprefix("/review/")
+    assert token not in entry.path and token not in (entry.detail or "")

@@ -311,3 +311,16 @@ def test_workspace_settings_bad_input(owned, client):
         client.submit(settings, {"name": "Bluebell & Co", "timezone": "Europe/Paris"}, page=settings).status_code == 302
     )
     assert b"Europe/Paris" in client.get(settings).data
+
+
+def test_invitation_sent_and_accepted_are_in_the_audit_log_with_names(owned, client, make_client, outbox):
+    tenant, owner = owned
+    invite(client, tenant, "joiner@example.com", "editor")
+    joiner = make_client()
+    link = outbox.link_in_last("joiner@example.com")
+    joiner.submit(link, {"name": "Jo Iner", "password": JOINER_PASSWORD}, page=link)
+
+    page = client.get(f"/w/{tenant.slug}/audit").get_data(as_text=True)
+
+    assert "Invited someone: Invited joiner@example.com as Editor" in page
+    assert "Joined the workspace: Jo Iner (joiner@example.com) accepted an invitation" in page

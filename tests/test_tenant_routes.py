@@ -15,14 +15,16 @@ import sqlalchemy as sa
 from PIL import Image
 
 from publishers.base import Credentials, Profile
-from saas import db
+from saas import audit, db
 from saas.api import tokens as api_tokens
 from saas.api.models import ApiToken
 from saas.approvals import service as approvals
 from saas.approvals.models import PostComment, ReviewLink
 from saas.channels import service as channel_service
 from saas.channels.models import Channel
+from saas.media import imports as media_imports
 from saas.media import service as media_service
+from saas.media.models import MediaImport
 from saas.posts import ical, queue
 from saas.posts import service as post_service
 from saas.posts.models import Post, PostTarget
@@ -30,7 +32,7 @@ from saas.webhooks import service as webhook_service
 from saas.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tenants import service as tenant_service
 from tenants import system_session
-from tenants.models import Invitation, Membership, Role, Tenant
+from tenants.models import AuditEntry, Invitation, Membership, Role, Tenant
 from tests.factories import PASSWORD, add_member, app_context, make_user, make_workspace
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
@@ -74,6 +76,10 @@ def _victim(**tenant_kwargs):
             session, filename="victim.gif", data=_TINY_GIF, alt="Victim's secret", uploaded_by=owner.id
         )
         slot = queue.add_slot(session, channel.id, 0, time(9, 0))
+        audit.record_event(
+            session, tenant.id, actor_name="Victim's Secret Admin", action="Victim change", kind="members"
+        )
+        media_imports.request(session, url="https://victim.example/secret.png", alt="", requested_by=owner.id)
         feed, _token = ical.create(session, owner.id, datetime.now(UTC))
         _raw, link = approvals.issue_link(session, owner.id, [post.id], owner.id)
         token, _secret = api_tokens.create(
@@ -173,6 +179,18 @@ def _snapshot(tenant_id: int) -> dict[str, list[tuple]]:
             "comments": [
                 tuple(r) for r in session.execute(sa.select(PostComment.id).where(PostComment.tenant_id == tenant_id))
             ],
+            "audit": [
+                tuple(r)
+                for r in session.execute(
+                    sa.select(AuditEntry.id, AuditEntry.actor_name).where(AuditEntry.tenant_id == tenant_id)
+                )
+            ],
+            "media_imports": [
+                tuple(r)
+                for r in session.execute(
+                    sa.select(MediaImport.id, MediaImport.state).where(MediaImport.tenant_id == tenant_id)
+                )
+            ],
             "invitations": [
                 tuple(r)
                 for r in session.execute(
@@ -270,3 +288,18 @@ def test_unknown_workspace_is_404_like_a_foreign_one(client):
     _tenant, user = make_workspace()
     client.log_in(user.email, PASSWORD)
     assert client.get("/w/no-such-workspace/calendar").status_code == 404
+
+
+def test_another_tenants_audit_entries_never_show_in_your_log_or_export(app, client):
+    victim, _ids = _victim()
+    own_tenant, owner = make_workspace(name="Own Co")
+    client.log_in(owner.email, PASSWORD)
+
+    page = client.get(f"/w/{own_tenant.slug}/audit").get_data(as_text=True)
+    export = client.get(f"/w/{own_tenant.slug}/audit.csv").get_data(as_text=True)
+    filtered = client.get(f"/w/{own_tenant.slug}/audit.csv?who=Victim%27s+Secret+Admin").get_data(as_text=True)
+
+    for text in (page, export, filtered):
+        assert "Victim" not in text and "victim" not in text
+    assert client.get(f"/w/{victim.slug}/audit.csv").status_code == 404
+    assert "victim.example" not in client.get(f"/w/{own_tenant.slug}/media").get_data(as_text=True)

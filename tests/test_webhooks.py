@@ -115,6 +115,25 @@ def test_a_delivery_whose_worker_died_is_claimed_again_after_its_lease(webhooks,
     assert delivery.state is DeliveryState.SUCCEEDED and len(receiver.received) == 1
 
 
+def test_a_name_that_now_points_at_a_private_address_is_never_connected_to(webhooks, receiver, app):
+    """Checked at every attempt, with DNS: the endpoint was public when added; its name now says 10.0.0.5."""
+    from tests.fakes.dns import StubResolver
+
+    tenant, _owner = make_workspace()
+    endpoint_id, _ = webhooks.add_endpoint(tenant, "https://hooks.example.com/in", EVENTS)
+    _test_event(tenant, endpoint_id)
+    app.extensions["fetch_resolver"] = resolver = StubResolver({"hooks.example.com": ["10.0.0.5"]})
+    try:
+        webhooks.deliver()
+    finally:
+        app.extensions.pop("fetch_resolver")
+    [delivery] = webhooks.deliveries(tenant)
+    [attempt] = delivery.attempts
+    assert resolver.lookups == ["hooks.example.com"]
+    assert attempt.status_code is None and "Refused: address 10.0.0.5 is private" in attempt.error
+    assert delivery.state is DeliveryState.PENDING  # retried later, checked again then
+
+
 def test_giving_up_after_the_schedule_leaves_the_delivery_failed(webhooks, receiver):
     tenant, _owner = make_workspace()
     endpoint_id, _ = webhooks.add_endpoint(tenant, receiver.url, EVENTS)
@@ -244,6 +263,9 @@ def test_owner_adds_an_endpoint_and_sees_the_secret_once(client, webhooks, recei
         ({"url": "https://example.com/x", "events": ["post.deleted"]}, "Unknown event &#39;post.deleted&#39;"),
         ({"url": "https://example.com/x", "events": ["post.published"], "description": "d" * 201},
          "Use at most 200 characters."),
+        ({"url": "https://10.0.0.5/hook", "events": ["post.published"]}, "10.0.0.5 is private"),
+        ({"url": "http://169.254.169.254/latest", "events": ["post.published"]}, "169.254.169.254 is"),
+        ({"url": "https://example.com:6379/x", "events": ["post.published"]}, "port 6379 is not sent to"),
     ],
 )  # fmt: skip
 def test_bad_input_is_refused_with_a_clear_message_and_saves_nothing(client, data, message):

@@ -11,6 +11,7 @@ import sqlalchemy.orm as so
 from publishers.bluesky import BlueskyPublisher
 from publishers.errors import ConnectFailed
 from publishers.http import server_origin
+from saas import safefetch
 from saas.channels import service as channel_service
 from saas.channels.models import Channel
 from saas.publishing.networks import publisher_for
@@ -22,7 +23,8 @@ def connect(session: so.Session, identifier: str, app_password: str, pds_url: st
     assert isinstance(publisher, BlueskyPublisher)
     try:
         origin = server_origin(pds_url or default_pds(), allow_http=publisher.allow_http, example="bsky.social")
-    except ValueError as exc:
+        safefetch.check(origin, safefetch.app_policy())  # the adapter's transport checks every call too
+    except (ValueError, safefetch.FetchRefused) as exc:
         raise ConnectFailed(str(exc)) from None
     profile, credentials = publisher.create_session(origin, identifier, app_password)
     return channel_service.connect(session, "bluesky", profile, credentials)

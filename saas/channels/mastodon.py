@@ -18,6 +18,7 @@ import sqlalchemy.orm as so
 from publishers.http import server_origin
 from publishers.mastodon import AppRegistration, MastodonPublisher
 from publishers.oauth import new_pkce, new_state
+from saas import safefetch
 from saas.channels import service as channel_service
 from saas.channels.models import Channel, MastodonApp
 from saas.channels.oauth import SignInState
@@ -69,7 +70,8 @@ def start(session: so.Session, workspace: str, typed_instance: str, redirect_uri
     publisher = _publisher()
     try:
         instance_url = server_origin(typed_instance, allow_http=publisher.allow_http)
-    except ValueError as exc:
+        safefetch.check(instance_url, safefetch.app_policy())  # the adapter's transport checks every call too
+    except (ValueError, safefetch.FetchRefused) as exc:
         raise ConnectRefused(str(exc)) from None
     app = registration(session, instance_url, redirect_uri)
     pkce = new_pkce() if publisher.supports_pkce(instance_url) else None

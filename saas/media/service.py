@@ -1,12 +1,15 @@
-"""Upload checks (type, size, dimensions with Pillow), the library listing, alt text."""
+"""Upload checks (type sniffed from the bytes, size, dimensions, re-encoding with Pillow), the library, alt text."""
 
 from __future__ import annotations
 
 import io
+import warnings
+from dataclasses import dataclass
+from typing import Any
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from saas.media.models import MediaItem
 from saas.media.storage import storage
@@ -18,6 +21,7 @@ IMAGE_FORMATS = {
     "GIF": ("image/gif", "gif"),
     "WEBP": ("image/webp", "webp"),
 }
+FORMATS = tuple(IMAGE_FORMATS)
 MAX_IMAGE_BYTES = 16 * 1024 * 1024
 MAX_VIDEO_BYTES = 300 * 1000 * 1000
 MAX_UPLOAD_BYTES = MAX_VIDEO_BYTES + 1_000_000  # one request: the largest video plus the form around it
@@ -25,29 +29,87 @@ MIN_SIDE, MAX_SIDE = 32, 8192
 MAX_ALT = 1500
 
 
+# Decompression bombs: a small file that decodes to gigabytes. Size is checked from the header, before any
+# pixel is decoded; Pillow's own bomb check (which warns at MAX_IMAGE_PIXELS) is made an error too.
+MAX_PIXELS = 40_000_000  # a 8000×5000 photo
+MAX_ANIMATION_PIXELS = 200_000_000  # all frames of an animated GIF or WebP together
+MAX_FRAMES = 1000
+JPEG_QUALITY = 90
+
+
 class MediaError(ValueError):
     """An upload we refuse; the message says why, in words for the user."""
 
 
-def _image(data: bytes, filename: str) -> tuple[str, str, int, int]:
+@dataclass(frozen=True)
+class CheckedImage:
+    data: bytes  # re-encoded by us: no metadata, orientation applied, nothing after the image
+    mime_type: str
+    extension: str
+    width: int
+    height: int
+
+
+def check_image(data: bytes, label: str) -> CheckedImage:
+    """What the bytes are (never the name or the type the client claimed), within limits, re-encoded.
+
+    Re-encoding drops what rides along in a file (EXIF location, comments, a script appended to make a
+    polyglot) and what a crafted file might do to a viewer's decoder; only pixels we decoded are stored.
+    """
+    unreadable = f"{label} is not a JPEG, PNG, GIF, WebP or MP4 file we can read."
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.verify()  # a truncated or corrupt file fails here, not at publish time
-            fmt, (width, height) = image.format or "", image.size
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError, SyntaxError):
-        raise MediaError(f"{filename} is not a JPEG, PNG, GIF, WebP or MP4 file we can read.") from None
-    if fmt not in IMAGE_FORMATS:
-        raise MediaError(f"{filename} is a {fmt} image; upload JPEG, PNG, GIF or WebP.")
-    if len(data) > MAX_IMAGE_BYTES:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            # Only our formats' decoders ever see the bytes (never EPS, which runs Ghostscript, nor PSD or TIFF).
+            with Image.open(io.BytesIO(data), formats=FORMATS) as image:  # reads the header only
+                fmt, (width, height) = image.format or "", image.size
+                frames = getattr(image, "n_frames", 1)
+                _check_dimensions(label, fmt, width, height, frames)
+                image.verify()  # a truncated or corrupt file fails here, not at publish time
+            with Image.open(io.BytesIO(data), formats=FORMATS) as image:
+                encoded = _reencode(image, fmt, frames)
+    except MediaError:
+        raise
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError):
+        raise MediaError(f"{label} has too many pixels to open safely (a decompression bomb?).") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
+        raise MediaError(unreadable) from None
+    if len(encoded) > MAX_IMAGE_BYTES:
         raise MediaError(
-            f"{filename} is {len(data) / 1e6:.1f} MB; images can be at most {MAX_IMAGE_BYTES // 2**20} MB."
-        )
-    if min(width, height) < MIN_SIDE or max(width, height) > MAX_SIDE:
-        raise MediaError(
-            f"{filename} is {width}×{height} pixels; images must be {MIN_SIDE} to {MAX_SIDE} pixels on each side."
+            f"{label} is {len(encoded) / 1e6:.1f} MB; images can be at most {MAX_IMAGE_BYTES // 2**20} MB."
         )
     mime, extension = IMAGE_FORMATS[fmt]
-    return mime, extension, width, height
+    return CheckedImage(encoded, mime, extension, width, height)
+
+
+def _check_dimensions(label: str, fmt: str, width: int, height: int, frames: int) -> None:
+    if fmt not in IMAGE_FORMATS:
+        raise MediaError(f"{label} is a {fmt} image; upload JPEG, PNG, GIF or WebP.")
+    if min(width, height) < MIN_SIDE or max(width, height) > MAX_SIDE:
+        raise MediaError(
+            f"{label} is {width}×{height} pixels; images must be {MIN_SIDE} to {MAX_SIDE} pixels on each side."
+        )
+    if width * height > MAX_PIXELS:
+        raise MediaError(f"{label} is {width}×{height} pixels; images can have at most {MAX_PIXELS // 10**6} million.")
+    if frames > MAX_FRAMES or width * height * frames > MAX_ANIMATION_PIXELS:
+        raise MediaError(f"{label} has {frames} frames of {width}×{height} pixels; that is too much animation.")
+
+
+def _reencode(image: Image.Image, fmt: str, frames: int) -> bytes:
+    out = io.BytesIO()
+    if frames > 1:  # animated GIF or WebP: every frame re-encoded, timing kept
+        image.save(out, format=fmt, save_all=True, duration=image.info.get("duration"), loop=image.info.get("loop", 0))
+        return out.getvalue()
+    upright = ImageOps.exif_transpose(image)  # the EXIF orientation applied, since EXIF itself is dropped
+    options: dict[str, Any] = {"icc_profile": image.info["icc_profile"]} if image.info.get("icc_profile") else {}
+    if fmt == "JPEG":
+        options |= {"quality": JPEG_QUALITY}
+        if upright.mode not in ("RGB", "L", "CMYK"):
+            upright = upright.convert("RGB")
+    if fmt == "WEBP":
+        options |= {"quality": JPEG_QUALITY}
+    upright.save(out, format=fmt, **options)
+    return out.getvalue()
 
 
 def _is_mp4(data: bytes) -> bool:
@@ -55,9 +117,16 @@ def _is_mp4(data: bytes) -> bool:
     return len(data) > 12 and data[4:8] == b"ftyp"
 
 
+def display_name(filename: str | None) -> str:
+    """The uploader's file name as a label for people; never used as a path (storage keys are ours)."""
+    name = (filename or "").replace("\\", "/").rsplit("/", 1)[-1]
+    name = "".join(c for c in name if c.isprintable()).strip()
+    return name[:255] or "upload"
+
+
 def upload(session: so.Session, *, filename: str, data: bytes, alt: str, uploaded_by: int | None) -> MediaItem:
-    """Check and store one file; nothing is stored when it is refused."""
-    filename = (filename or "upload").rsplit("/", 1)[-1][:255]
+    """Check and store one file; nothing is stored when it is refused. The client's type and name are ignored."""
+    filename = display_name(filename)
     if not data:
         raise MediaError(f"{filename} is empty.")
     if len(alt) > MAX_ALT:
@@ -68,7 +137,8 @@ def upload(session: so.Session, *, filename: str, data: bytes, alt: str, uploade
             raise MediaError(f"{filename} is {len(data) / 1e6:.0f} MB; videos can be at most 300 MB.")
         mime, extension = "video/mp4", "mp4"
     else:
-        mime, extension, width, height = _image(data, filename)
+        image = check_image(data, filename)
+        data, mime, extension, width, height = image.data, image.mime_type, image.extension, image.width, image.height
     key = storage().save(session.info["tenant_id"], data, extension)
     item = MediaItem(
         filename=filename,

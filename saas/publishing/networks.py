@@ -8,8 +8,13 @@ from flask import current_app
 
 import publishers
 from publishers.base import Publisher
+from saas.safefetch import GuardedTransport, app_policy
 
 _lock = threading.Lock()
+
+# Networks whose server a person types in: every request to them goes through the address check
+# (saas.safefetch), so a channel cannot point our workers at our own network.
+USER_NAMED_SERVERS = frozenset({"mastodon", "bluesky"})
 
 
 def settings_for(network: str) -> dict[str, str]:
@@ -25,5 +30,9 @@ def publisher_for(network: str) -> Publisher:
     cache: dict[str, Publisher] = current_app.extensions.setdefault("publishers", {})
     with _lock:
         if network not in cache:
-            cache[network] = publishers.publisher_class(network)(settings_for(network))
+            cls = publishers.publisher_class(network)
+            if network in USER_NAMED_SERVERS:
+                cache[network] = cls(settings_for(network), transport=GuardedTransport(app_policy()))  # type: ignore[call-arg]
+            else:
+                cache[network] = cls(settings_for(network))
         return cache[network]

@@ -1,4 +1,4 @@
-"""The agency side of a workspace: the clients console, staff assignments, ending an arrangement, the audit log."""
+"""The agency side of a workspace: the clients console, staff assignments, ending an arrangement."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user, login_required
 
-from saas import audit, db, entitlements, mail, timezones
+from saas import db, entitlements, mail, timezones
 from saas.agency import console
 from saas.security import TEAM_MANAGERS, require_role
 from saas.web.forms import ConfirmForm
@@ -144,11 +144,6 @@ def end_from_client() -> Any:
     entitlements.sync_agency_quantity(agency_id)
     flash("The agency no longer manages this workspace. Everything in it stays with you.", "success")
     return redirect(url_for("workspace.settings"))
-
-
-@require_role(*TEAM_MANAGERS)
-def audit_log() -> Any:
-    return render_template("agency/audit.html", entries=audit.entries(db.session()))
 
 
 @bp.post("/invite")

@@ -8,7 +8,7 @@ from typing import Any
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from saas import db, mail
+from saas import audit, db, mail
 from saas.approvals import service as approvals
 from saas.approvals.models import ApprovalMode, StepRule, Verdict
 from saas.posts import service as post_service
@@ -134,6 +134,7 @@ def decide(post_id: int, action: str) -> Any:
             flash(str(exc), "error")
             return _back(post_id)
         abort(404)
+    audit.note(f"{'Approved' if action == 'approve' else 'Asked for changes to'} post {post_id} (revision {revision})")
     db.session.commit()
     flash("Approved." if action == "approve" else "Sent back with your comment.", "success")
     return _back(post_id)
@@ -168,6 +169,9 @@ def bulk() -> Any:
             problems.append(f"Post {post_id}: {exc}")
         except LookupError:
             abort(404)
+    if done:
+        verb = "Approved" if action == "approve" else "Asked for changes to"
+        audit.note(f"{verb} {done} of posts {', '.join(map(str, ids))}")
     db.session.commit()
     if done:
         flash(

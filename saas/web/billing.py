@@ -7,6 +7,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 from flask import (
     Blueprint,
     Flask,
@@ -27,8 +28,8 @@ from billing.gateway import BadSignature, GatewayError, Invoice
 from billing.lifecycle import LIVE, BillingState
 from billing.models import Subscription
 from billing.plans import choosable
-from billing.subscriptions import BillingError, finish_checkout, portal_url, start_checkout
-from saas import db, entitlements, mail
+from billing.subscriptions import BillingError, Change, finish_checkout, portal_url, start_checkout
+from saas import audit, db, entitlements, mail
 from saas.extensions import csrf
 from saas.notifications.service import admins, notify
 from saas.security import CONTENT_SECURITY_POLICY, TEAM_MANAGERS, require_role
@@ -161,6 +162,7 @@ def checkout() -> Any:
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("workspace.billing.index"))
+    audit.note(f"Went to checkout for the {request.form.get('plan', '')} plan")
     db.session.commit()  # the Stripe customer, kept whether or not they pay
     return redirect(session.url, 303)
 
@@ -191,6 +193,7 @@ def checkout_return() -> Any:
         return redirect(url_for("workspace.billing.index"))
     if change is not None:
         entitlements.release_billing_holds(db.session(), change)
+        audit.note(_status_change(change))
     db.session.commit()
     if change is not None:
         _sync_agency_of(change.payer_tenant_id)
@@ -240,7 +243,7 @@ def stripe_webhook() -> Any:
                 payload,
                 request.headers.get("Stripe-Signature"),
                 entitlements.utcnow(),
-                on_change=entitlements.release_billing_holds,
+                on_change=_on_change,
             )
         except BadSignature as exc:
             log.warning("Stripe webhook refused: %s", exc)
@@ -253,6 +256,25 @@ def stripe_webhook() -> Any:
     if handled.change is not None:
         _sync_agency_of(handled.change.payer_tenant_id)
     return {"received": True, "outcome": handled.outcome}, 200
+
+
+def _on_change(session: so.Session, change: Change) -> None:
+    """In the transaction that records Stripe's news: release held posts, and write it to the payer's log."""
+    entitlements.release_billing_holds(session, change)
+    if change.before != change.after:
+        audit.record_event(
+            session,
+            change.payer_tenant_id,
+            actor_name="Stripe",
+            action="Subscription changed",
+            kind="billing",
+            detail=_status_change(change),
+            path=request.path,
+        )
+
+
+def _status_change(change: Change) -> str:
+    return f"Status {(change.before or 'none').replace('_', ' ')} → {change.after.replace('_', ' ')}"
 
 
 def _sync_agency_of(tenant_id: int) -> None:

@@ -20,7 +20,7 @@ from flask import (
 from flask_login import current_user
 
 from publishers.errors import PublisherError
-from saas import db, mail
+from saas import audit, db, mail
 from saas.channels import bluesky as bluesky_connect
 from saas.channels import connect_links, service
 from saas.channels import mastodon as mastodon_connect
@@ -63,6 +63,7 @@ def add_sandbox() -> Any:
     if not ConfirmForm().validate_on_submit():
         abort(400)
     channel = sandbox_connect.connect_new_account(db.session(), g.workspace.name)
+    audit.note(f"Connected Sandbox @{channel.handle}")
     db.session.commit()
     flash(f"Connected the Sandbox account @{channel.handle}.", "success")
     return redirect(url_for("workspace.channels.index"))
@@ -87,6 +88,7 @@ def reconnect(channel_id: int) -> Any:
         flash(f"Reconnecting {channel.network} channels arrives with that network's connect flow.", "error")
         return redirect(url_for("workspace.channels.index"))
     sandbox_connect.reconnect(db.session(), channel)
+    audit.note(f"Reconnected Sandbox @{channel.handle}")
     db.session.commit()
     flash(f"@{channel.handle} is connected again. Blocked posts can now be tried again.", "success")
     return redirect(url_for("workspace.channels.index"))
@@ -135,6 +137,7 @@ def mastodon_finish() -> Any:
     except (mastodon_connect.ConnectRefused, PublisherError) as exc:
         db.session.rollback()
         return _refused("Mastodon", getattr(exc, "message", str(exc)))
+    audit.note(f"Connected Mastodon @{channel.handle}")
     db.session.commit()
     flash(f"Connected the Mastodon account @{channel.handle}.", "success")
     return redirect(url_for("workspace.channels.index"))
@@ -177,6 +180,7 @@ def bluesky() -> Any:
             db.session.rollback()
             form.app_password.errors = [exc.message]
         else:
+            audit.note(f"Connected Bluesky @{channel.handle}")
             db.session.commit()
             flash(f"Connected the Bluesky account @{channel.handle}.", "success")
             return redirect(url_for("workspace.channels.index"))
@@ -226,6 +230,7 @@ def oauth_finish() -> Any:
     assert pending is not None
     if len(accounts) == 1 and accounts[0].kind == "account":
         channel = oauth_connect.connect(db.session(), pending.network, accounts[0])
+        audit.note(f"Connected {name} @{channel.handle}")
         db.session.commit()
         flash(f"Connected the {name} account @{channel.handle}.", "success")
         return redirect(url_for("workspace.channels.index"))
@@ -251,6 +256,7 @@ def oauth_pick() -> Any:
         except oauth_connect.ConnectRefused as exc:
             error = str(exc)
         else:
+            audit.note(f"Connected {', '.join('@' + c.handle for c in channels)} on {name}")
             db.session.commit()
             session.pop(PICK_OAUTH, None)
             flash(f"Connected {', '.join('@' + c.handle for c in channels)} on {name}.", "success")
@@ -305,6 +311,7 @@ def send_connect_link() -> Any:
         link=mail.link("connect_links.page", token=raw),
         expires_at=now + connect_links.LIFETIME,
     )
+    audit.note(f"Sent a connect link to {address}")
     db.session.commit()
     flash(f"Sent a connect link to {address}. It works once, for 7 days.", "success")
     return redirect(url_for("workspace.channels.index"))

@@ -14,11 +14,12 @@ import sqlalchemy.orm as so
 from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, session, url_for
 
 from publishers.errors import PublisherError
+from saas import audit
 from saas.channels import bluesky as bluesky_connect
 from saas.channels import connect_links
 from saas.channels import mastodon as mastodon_connect
 from saas.channels import oauth as oauth_connect
-from saas.channels.models import Channel
+from saas.channels.models import Channel, ConnectLink
 from saas.web.forms import BlueskyConnectForm, ConfirmForm, MastodonConnectForm
 from saas.web.offsite import continue_to
 from saas.web.signins import (
@@ -131,10 +132,23 @@ def _connect(grant: connect_links.Grant, name: str, connect: Callable[[so.Sessio
         with tenant_session(grant.tenant_id) as db_session:
             connect_links.use(db_session, grant.link_id, datetime.now(UTC))
             handles = ", ".join("@" + c.handle for c in connect(db_session))
+            _record(db_session, grant, name, handles)
             db_session.commit()
     except REFUSALS as exc:
         return _problem(getattr(exc, "message", str(exc)))
     return render_template("channels/connect_link_done.html", grant=grant, name=name, handles=handles)
+
+
+def _record(db_session: so.Session, grant: connect_links.Grant, name: str, handles: str) -> None:
+    """The workspace's audit log names who connected what through the link (the link's address, not a user)."""
+    audit.record_event(
+        db_session,
+        grant.tenant_id,
+        actor_name=f"{db_session.get_one(ConnectLink, grant.link_id).email} (connect link)",
+        action="Connected channels from a connect link",
+        kind="channels",
+        detail=f"Connected {handles} on {name}",
+    )
 
 
 # -- Mastodon (the person's own server) and Bluesky (an app password typed here, never seen by the agency) --
@@ -185,6 +199,7 @@ def bluesky(token: str) -> Any:
             with tenant_session(grant.tenant_id) as db_session:
                 connect_links.use(db_session, grant.link_id, datetime.now(UTC))
                 channel = bluesky_connect.connect(db_session, identifier, password, pds)
+                _record(db_session, grant, "Bluesky", "@" + channel.handle)
                 db_session.commit()
         except PublisherError as exc:
             form.app_password.errors = [exc.message]

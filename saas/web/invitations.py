@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from saas import accounts, db
+from saas import accounts, audit, db
 from saas.security import start_session
 from saas.web.forms import AcceptInvitationForm, ConfirmForm
 from tenants import service as tenant_service
@@ -81,6 +81,16 @@ def _finish(token: str, user: Any) -> Any:
         db.session.rollback()
         return _problem(str(exc))
     tenant = tenant_service.tenant_of(db.session())
+    audit.record_event(
+        db.session(),
+        tenant.id,
+        actor_id=user.id,
+        actor_name=user.name,
+        action="Joined the workspace",
+        kind="members",
+        detail=f"{user.name} ({user.email}) accepted an invitation",
+        path=request.path,
+    )
     db.session.commit()
     if not current_user.is_authenticated:
         start_session(user)

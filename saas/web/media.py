@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, g, redirect, render_template, request, send_file, url_for
+from flask import Blueprint, abort, flash, g, make_response, redirect, render_template, request, send_file, url_for
 from flask_login import current_user
+from redis.exceptions import RedisError
 
 from saas import db
-from saas.media import links, service
+from saas.extensions import redis_client
+from saas.media import imports, links, service
+from saas.media.models import MediaItem
 from saas.media.service import MediaError
 from saas.media.storage import storage
 from saas.security import require_role
@@ -23,12 +26,49 @@ EDITORS = (Role.OWNER, Role.ADMIN, Role.EDITOR)
 
 @bp.get("")
 def index() -> Any:
-    return render_template(
-        "media/index.html",
-        items=service.library(db.session()),
-        can_edit=g.workspace.role in EDITORS,
-        confirm=ConfirmForm(formdata=None),
+    session = db.session()
+    recent_imports = imports.recent(session)
+    response = make_response(
+        render_template(
+            "media/index.html",
+            items=service.library(session),
+            imports=recent_imports,
+            can_edit=g.workspace.role in EDITORS,
+            confirm=ConfirmForm(formdata=None),
+        )
     )
+    if any(row.pending for row in recent_imports):
+        response.headers["Refresh"] = "5"  # until the worker is done; no script needed
+    return response
+
+
+@bp.post("/from-url")
+@require_role(*EDITORS)
+def from_url() -> Any:
+    """Record the wish and hand it to a worker: nothing is fetched in the web request."""
+    if not ConfirmForm().validate_on_submit():
+        abort(400)
+    try:
+        row = imports.request(
+            db.session(),
+            url=request.form.get("url", ""),
+            alt=request.form.get("alt", ""),
+            requested_by=current_user.id,
+        )
+    except MediaError as exc:
+        db.session.rollback()
+        flash(str(exc), "error")
+        return redirect(url_for("workspace.media.index"))
+    db.session.commit()
+    try:
+        imports.enqueue(redis_client(), g.workspace.tenant_id, row.id)
+    except RedisError:
+        imports.give_up(db.session(), row.id, "We could not start fetching it. Try again in a minute.")
+        db.session.commit()
+        flash("We could not start fetching it. Try again in a minute.", "error")
+        return redirect(url_for("workspace.media.index"))
+    flash("Fetching it now. It appears in the library when it arrives; this page refreshes until then.", "success")
+    return redirect(url_for("workspace.media.index"))
 
 
 @bp.post("")
@@ -81,7 +121,7 @@ def public_file(token: str) -> Any:
         item = service.get(session, media_id)
         if item is None:
             abort(404)
-        return send_file(storage().source(item.storage_key), mimetype=item.mime_type, max_age=3600)
+        return _send(item)
 
 
 @bp.get("/<int:media_id>/file")
@@ -89,7 +129,18 @@ def file(media_id: int) -> Any:
     item = service.get(db.session(), media_id)
     if item is None:
         abort(404)
-    return send_file(storage().source(item.storage_key), mimetype=item.mime_type, max_age=3600)
+    return _send(item)
+
+
+# A library file opened on its own is a document with no rights: even a file a browser mistook for a page
+# could run nothing and reach nothing.
+FILE_POLICY = "default-src 'none'; img-src 'self'; media-src 'self'; sandbox"
+
+
+def _send(item: MediaItem) -> Any:
+    response = send_file(storage().source(item.storage_key), mimetype=item.mime_type, max_age=3600)
+    response.headers["Content-Security-Policy"] = FILE_POLICY
+    return response
 
 
 @bp.post("/<int:media_id>/alt")

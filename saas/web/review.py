@@ -12,7 +12,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 
-from saas import db, timezones
+from saas import audit, db, timezones
 from saas.approvals import service as approvals
 from saas.approvals.models import Verdict
 from saas.posts import previews
@@ -94,6 +94,18 @@ def decide(token: str, post_id: int) -> Any:
         session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("review.page", token=token, _anchor=f"post-{post_id}"))
+    reviewer = session.get(User, grant.user_id)
+    audit.record_event(
+        session,
+        grant.tenant_id,
+        actor_id=grant.user_id,
+        actor_name=reviewer.name if reviewer else "A reviewer",
+        action="Decided on a post from a review link",
+        kind="approvals",
+        detail=f"{'Approved' if verdict is Verdict.APPROVED else 'Asked for changes to'} post {post_id} "
+        f"(revision {revision})",
+        path=f"/review/…/posts/{post_id}",  # never the link's secret
+    )
     session.commit()
     done = (
         "Thank you: your approval is recorded." if verdict is Verdict.APPROVED else "Your request for changes was sent."

@@ -8,7 +8,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, url_for
 from flask_login import current_user
 
 from billing.lifecycle import Action
-from saas import db, entitlements, mail
+from saas import audit, db, entitlements, mail
 from saas.security import TEAM_MANAGERS, require_role
 from saas.web.forms import ConfirmForm, InviteForm, RoleForm
 from tenants import service as tenant_service
@@ -62,6 +62,7 @@ def invite() -> Any:
         expires_at=invitation.expires_at,
         link=mail.link("invitations.accept", token=token),
     )
+    audit.note(f"Invited {invitation.email} as {invitation.role.label}")
     db.session.commit()
     flash(f"Invitation sent to {invitation.email}.", "success")
     return redirect(url_for("workspace.team.index"))
@@ -75,6 +76,7 @@ def revoke(invitation_id: int) -> Any:
     invitation = tenant_service.revoke_invitation(db.session(), invitation_id)
     if invitation is None:
         abort(404)
+    audit.note(f"Withdrew the invitation for {invitation.email}")
     db.session.commit()
     flash(f"The invitation for {invitation.email} is withdrawn; its link no longer works.", "info")
     return redirect(url_for("workspace.team.index"))
@@ -87,6 +89,8 @@ def change_role(membership_id: int) -> Any:
     if not form.validate_on_submit():
         flash("Choose one of the listed roles.", "error")
         return redirect(url_for("workspace.team.index"))
+    before = db.session.get(Membership, membership_id)
+    old_role = before.role.label if before is not None else ""
     try:
         _check_seat_for_role_change(membership_id, Role(form.role.data))
         membership = tenant_service.change_role(db.session(), membership_id, Role(form.role.data), current_user)
@@ -96,6 +100,7 @@ def change_role(membership_id: int) -> Any:
         return redirect(url_for("workspace.team.index"))
     if membership is None:
         abort(404)
+    audit.note(f"{membership.user.name}: {old_role} → {membership.role.label}")
     db.session.commit()
     flash(f"{membership.user.name} is now {membership.role.label}.", "success")
     return redirect(url_for("workspace.team.index"))
@@ -123,6 +128,7 @@ def remove(membership_id: int) -> Any:
             "team/remove.html", membership=membership, leaving=leaving, form=ConfirmForm(formdata=None)
         )
     name = membership.user.name
+    audit.note(f"{name} left" if leaving else f"Removed {name} ({membership.role.label})")
     try:
         tenant_service.remove_member(session, membership_id, current_user)
     except MembershipError as exc:

@@ -116,6 +116,7 @@ from saas.web import (  # noqa: E402
     agency,
     api_tokens,
     approvals,
+    audit_log,
     billing,
     bulk,
     calendar,
@@ -129,7 +130,8 @@ from saas.web import (  # noqa: E402
 )
 
 bp.add_url_rule("/approvals", "approvals", approvals.queue, methods=["GET"])
-bp.add_url_rule("/audit", "audit", agency.audit_log, methods=["GET"])
+bp.add_url_rule("/audit", "audit", audit_log.page, methods=["GET"])
+bp.add_url_rule("/audit.csv", "audit_export", audit_log.export, methods=["GET"])
 bp.add_url_rule("/settings/end-agency", "end_agency", agency.end_from_client, methods=["POST"])
 bp.add_url_rule("/calendar", "calendar", calendar.page, methods=["GET"])
 bp.add_url_rule("/calendar/events", "calendar_events", calendar.events, methods=["GET"])

@@ -25,7 +25,7 @@ from redis import Redis
 from rq import Queue
 from rq.serializers import JSONSerializer
 
-from saas import mail
+from saas import mail, safefetch
 from saas.crypto import DecryptionError
 from saas.notifications.service import notify
 from saas.webhooks import service, signing
@@ -140,10 +140,15 @@ def prune_old_events(limit: int = 5000) -> int:
 
 
 def post(url: str, body: bytes, headers: dict[str, str], timeout: float) -> Response:
-    """The one outbound call to a receiver. No redirects are followed: a 3xx counts as a failure."""
+    """The one outbound call to a receiver. No redirects are followed: a 3xx counts as a failure.
+
+    The address is resolved and checked at every attempt (saas.safefetch), and the request goes to the checked
+    IP: a name that later points at a private or metadata address is refused, never connected to.
+    """
     started = time.monotonic()
     try:
-        with httpx.Client(timeout=timeout, follow_redirects=False) as client:
+        transport = safefetch.GuardedTransport(safefetch.app_policy())
+        with httpx.Client(timeout=timeout, follow_redirects=False, transport=transport) as client:
             answer = client.post(url, content=body, headers=headers)
         snippet = answer.text[:SNIPPET] if answer.content else None
         return Response(answer.status_code, snippet, None, _ms(started))

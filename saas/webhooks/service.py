@@ -16,6 +16,7 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import current_app
 
+from saas import safefetch
 from saas.channels.service import keyring
 from saas.webhooks import signing
 from saas.webhooks.events import EVENT_TYPES, TEST_EVENT
@@ -68,7 +69,17 @@ def check(data: EndpointInput) -> EndpointInput:
         raise WebhookError("url", f"Enter a full address starting with {wanted}, like https://example.com/webhooks.")
     if parts.username is not None or parts.password is not None:
         raise WebhookError("url", "Leave the user name and password out of the address; we sign every request.")
-    del port
+    # The address rules of everything we send to or fetch from a user-given URL (saas.safefetch): no private,
+    # loopback or metadata addresses, standard ports. Checked again, with DNS, at every delivery.
+    policy = safefetch.app_policy()
+    try:
+        safefetch.parse(url, policy)
+    except safefetch.FetchRefused as exc:
+        raise WebhookError("url", str(exc)) from None
+    host = (parts.hostname or "").rstrip(".").lower()
+    if port is not None and port not in policy.allowed_ports and host not in policy.loopback_hosts:
+        allowed = " or ".join(str(p) for p in sorted(policy.allowed_ports, reverse=True))
+        raise WebhookError("url", f"Use the standard port ({allowed}): port {port} is not sent to.")
     events = tuple(dict.fromkeys(e.strip() for e in data.events if e.strip()))
     if not events:
         raise WebhookError("events", "Choose at least one event to send.")
