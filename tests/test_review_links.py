@@ -225,7 +225,8 @@ def test_the_link_shows_each_channel_as_it_will_go_out(client, outbox):
     assert "23 of 500 characters as Sandbox counts them" in html
     image = re.search(r'<img class="preview-media" src="http://localhost(/m/[^"]+)" alt="A rye loaf">', html)
     served = client.get(image.group(1))  # the reviewer has no login: the image is a signed address
-    assert served.status_code == 200 and served.data == buffer.getvalue()
+    assert served.status_code == 200 and served.mimetype == "image/jpeg"
+    assert Image.open(io.BytesIO(served.data)).size == (64, 48)
     assert f'id="post-{post.id}"' in html
 
 

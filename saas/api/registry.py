@@ -92,6 +92,7 @@ def _path_params(path: str) -> list[str]:
 class Api:
     def __init__(self) -> None:
         self.operations: list[Operation] = []
+        self._installed: set[str] = set()
 
     def operation(self, method: str, path: str, **options: Any) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(view: Callable[..., Any]) -> Callable[..., Any]:
@@ -107,6 +108,10 @@ class Api:
         return pairs
 
     def install(self, bp: Blueprint) -> None:
+        """Add every operation's route to `bp`, once: a blueprint is shared by every app made in this process."""
+        if bp.name in self._installed:
+            return
+        self._installed.add(bp.name)
         for op, path in self.served():
             endpoint = op.operation_id + ("_for_client" if path.startswith(CLIENT_PREFIX) else "")
             bp.add_url_rule(_flask_path(path), endpoint, _handler(op), methods=[op.method])

@@ -73,7 +73,10 @@ def check_image(data: bytes, label: str) -> CheckedImage:
     except (Image.DecompressionBombWarning, Image.DecompressionBombError):
         raise MediaError(f"{label} has too many pixels to open safely (a decompression bomb?).") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError):
-        raise MediaError(unreadable) from None
+        other = _other_image_format(data)
+        raise MediaError(
+            f"{label} is in {other} format; upload JPEG, PNG, GIF or WebP." if other else unreadable
+        ) from None
     if len(encoded) > MAX_IMAGE_BYTES:
         raise MediaError(
             f"{label} is {len(encoded) / 1e6:.1f} MB; images can be at most {MAX_IMAGE_BYTES // 2**20} MB."
@@ -82,9 +85,22 @@ def check_image(data: bytes, label: str) -> CheckedImage:
     return CheckedImage(encoded, mime, extension, width, height)
 
 
+# Image formats we never decode, recognised by their first bytes only to say what the file is.
+OTHER_IMAGE_SIGNATURES = ((b"BM", "BMP"), (b"II*\x00", "TIFF"), (b"MM\x00*", "TIFF"), (b"8BPS", "PSD"),
+                          (b"\x00\x00\x01\x00", "ICO"), (b"%!PS", "EPS"))  # fmt: skip
+
+
+def _other_image_format(data: bytes) -> str | None:
+    if data[4:12] in (b"ftypheic", b"ftypheix", b"ftypmif1"):
+        return "HEIC"
+    if data.lstrip()[:5].lower() in (b"<svg ", b"<?xml") and b"<svg" in data[:1024].lower():
+        return "SVG"
+    return next((name for signature, name in OTHER_IMAGE_SIGNATURES if data.startswith(signature)), None)
+
+
 def _check_dimensions(label: str, fmt: str, width: int, height: int, frames: int) -> None:
     if fmt not in IMAGE_FORMATS:
-        raise MediaError(f"{label} is a {fmt} image; upload JPEG, PNG, GIF or WebP.")
+        raise MediaError(f"{label} is in {fmt} format; upload JPEG, PNG, GIF or WebP.")
     if min(width, height) < MIN_SIDE or max(width, height) > MAX_SIDE:
         raise MediaError(
             f"{label} is {width}×{height} pixels; images must be {MIN_SIDE} to {MAX_SIDE} pixels on each side."
