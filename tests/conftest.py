@@ -2,12 +2,16 @@
 
 When DATABASE_URL / REDIS_URL are set, the suite uses those servers (a fresh
 database is still created); otherwise it starts throwaway embedded servers.
+Either way the app connects as the row-level-security roles of saas/rls.py
+(the given or embedded superuser owns the tables and runs the migrations), so
+every test runs under the policies production has.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -25,12 +29,13 @@ from alembic.config import Config as AlembicConfig
 from flask import Flask
 from flask.testing import FlaskClient
 
-from saas import create_app, db
+from saas import create_app, db, rls
 from saas.config import PROJECT_ROOT
 from saas.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from tests import factories
 
 TEST_DATABASE = "multipost_test"
+ROLE_PASSWORD = secrets.token_hex(16)
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +63,14 @@ def servers() -> Iterator[dict[str, str]]:
             redis_server.start()
             started.append(redis_server)
             redis_url = redis_server.url
-        yield {"database": database_url, "redis": redis_url, "root": str(root)}
+        urls = rls.provision_urls(database_url, ROLE_PASSWORD)
+        yield {
+            "database": database_url,  # the owner's
+            "app_database": urls["DATABASE_URL"],
+            "system_database": urls["SYSTEM_DATABASE_URL"],
+            "redis": redis_url,
+            "root": str(root),
+        }
     finally:
         for server in reversed(started):
             server.stop()
@@ -79,7 +91,9 @@ def app(servers: dict[str, str], migrated: str) -> Flask:
     app = create_app(
         {
             "TESTING": True,
-            "DATABASE_URL": migrated,
+            "DATABASE_URL": servers["app_database"],
+            "SYSTEM_DATABASE_URL": servers["system_database"],
+            "MIGRATION_DATABASE_URL": migrated,
             "REDIS_URL": servers["redis"],
             "MAIL_URL": None,
             "MAIL_DIR": mail_dir,
@@ -90,6 +104,13 @@ def app(servers: dict[str, str], migrated: str) -> Flask:
     return app
 
 
+def owner_engine(app: Flask) -> sa.Engine:
+    """The tables' owner (TRUNCATE is not granted to the app's roles), one engine per run."""
+    if "test_owner_engine" not in app.extensions:
+        app.extensions["test_owner_engine"] = sa.create_engine(app.config["MIGRATION_DATABASE_URL"], pool_size=1)
+    return app.extensions["test_owner_engine"]
+
+
 @pytest.fixture(autouse=True)
 def _clean_slate(request: pytest.FixtureRequest) -> Iterator[None]:
     """Each test starts with empty tables, an empty Redis and an empty outbox."""
@@ -97,7 +118,7 @@ def _clean_slate(request: pytest.FixtureRequest) -> Iterator[None]:
     if "app" not in request.fixturenames:
         return
     app: Flask = request.getfixturevalue("app")
-    with app.extensions["db_engine"].begin() as conn:
+    with owner_engine(app).begin() as conn:
         tables = ", ".join(f'"{t.name}"' for t in db.Base.metadata.sorted_tables)
         conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     app.extensions["redis"].flushdb()

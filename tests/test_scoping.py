@@ -164,6 +164,7 @@ SYSTEM_SCOPE_CALL_SITES = {
     "tenants/agency.py:owned_direct_workspaces",  # the user's own workspaces, across tenants
     "saas/channels/connect_links.py:grant_for",  # a connect link names no workspace: its token finds it
     "saas/approvals/reminders.py:tenants_with_open_requests",  # which workspaces have approvals to remind of
+    "saas/entitlements.py:sync_agency_quantity",  # a client's change bills its agency
 }
 
 

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from flask import Flask
 
 from billing.models import StripeEvent, Subscription
-from saas import db
+from tenants import system_session
 from tenants.models import Tenant
 from tests.factories import app_context
 from tests.fakes.stripe import FakeStripe
@@ -74,10 +74,10 @@ def subscribe(client: Any, stripe: FakeStripe, tenant: Tenant, plan: str = "pro"
 
 
 def subscription_row(tenant_id: int) -> Subscription | None:
-    with app_context(), db.new_session() as session:
+    with app_context(), system_session() as session:
         return session.scalar(sa.select(Subscription).where(Subscription.tenant_id == tenant_id))
 
 
 def events_recorded() -> list[tuple[str, str]]:
-    with app_context(), db.new_session() as session:
+    with app_context(), system_session() as session:
         return [tuple(r) for r in session.execute(sa.select(StripeEvent.id, StripeEvent.outcome))]
