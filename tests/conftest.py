@@ -9,6 +9,7 @@ every test runs under the policies production has.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import secrets
@@ -29,13 +30,67 @@ from alembic.config import Config as AlembicConfig
 from flask import Flask
 from flask.testing import FlaskClient
 
-from saas import create_app, db, rls
+from saas import create_app, db, rls, seed
 from saas.config import PROJECT_ROOT
 from saas.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from tests import factories
+from tests.fakes import tokens
 
 TEST_DATABASE = "multipost_test"
 ROLE_PASSWORD = secrets.token_hex(16)
+
+
+# -- no secret in the logs ---------------------------------------------------------------------------------------------
+# Every log record of the run is kept; at the end none may contain a secret the suite knows of: tokens the fakes issued
+# (recognisable by their marker), passwords, keys, and the link tokens the app mailed (ASVS 16.2.5).
+
+KNOWN_SECRETS: set[str] = {factories.PASSWORD, ROLE_PASSWORD, *(login.password for login in seed.DEMO_LOGINS)}
+# A link token in a mailed URL: the last path segment of at least 32 URL-safe characters (tenants/tokens.py).
+MAILED_TOKEN = re.compile(r"https?://[^\s\"'<>]+/([A-Za-z0-9_-]{32,})")
+
+
+def remember_secret(*values: str | None) -> None:
+    """Values that must never be logged (short or empty ones would match by accident, so they are skipped)."""
+    KNOWN_SECRETS.update(v for v in values if v and len(v) >= 8)
+
+
+def leaked_secrets(lines: list[str], known: set[str]) -> list[str]:
+    """The log lines that contain a known secret or something shaped like a fake's token."""
+    return [line for line in lines if tokens.LOOKS_SECRET.search(line) or any(k in line for k in known)]
+
+
+class LogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format string: keep its parts
+            text = f"{record.msg} {record.args}"
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        self.lines.append(f"{record.name}: {text}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_secrets_in_logs() -> Iterator[LogCapture]:
+    capture = LogCapture()
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.INFO)  # what production logs (saas.create_app)
+    root.addHandler(capture)
+    yield capture
+    root.removeHandler(capture)
+    root.setLevel(level)
+    leaks = leaked_secrets(capture.lines, KNOWN_SECRETS)
+    assert not leaks, f"{len(leaks)} log line(s) contain a secret, e.g. {leaks[:3]}"
+
+
+def _remember_mailed_tokens(mail_dir: Path) -> None:
+    for path in mail_dir.glob("*.eml") if mail_dir.exists() else ():
+        remember_secret(*MAILED_TOKEN.findall(path.read_text(errors="replace")))
 
 
 @pytest.fixture(scope="session")
@@ -101,6 +156,7 @@ def app(servers: dict[str, str], migrated: str) -> Flask:
         }
     )
     factories.use_app(app)
+    remember_secret(app.config["SECRET_KEY"], *app.config["ENCRYPTION_KEYS"].split(","))
     return app
 
 
@@ -122,6 +178,7 @@ def _clean_slate(request: pytest.FixtureRequest) -> Iterator[None]:
         tables = ", ".join(f'"{t.name}"' for t in db.Base.metadata.sorted_tables)
         conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     app.extensions["redis"].flushdb()
+    _remember_mailed_tokens(Path(app.config["MAIL_DIR"]))
     shutil.rmtree(app.config["MAIL_DIR"], ignore_errors=True)
 
 
