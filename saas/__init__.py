@@ -36,6 +36,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from saas import audit, cli, db, extensions, security, web
 
     db.init_app(app)
+    if app.config["PRODUCTION"]:
+        from saas import rls
+
+        # One query at start-up: an app role that bypasses row-level security would make it enforce nothing.
+        problems = rls.app_role_problems(db.engine_of(app))
+        if problems:
+            raise config.ConfigError(f"DATABASE_URL must name a role under row-level security: {'; '.join(problems)}")
     extensions.init_redis(app)
     extensions.csrf.init_app(app)
     security.init_app(app)

@@ -70,7 +70,11 @@ def init_app(app: Flask) -> None:
 
 def engine() -> sa.Engine:
     """The current app's engine (the app role: row-level security applies)."""
-    return current_app.extensions["db_engine"]
+    return engine_of(current_app)
+
+
+def engine_of(app: Flask) -> sa.Engine:
+    return app.extensions["db_engine"]
 
 
 def system_engine() -> sa.Engine:

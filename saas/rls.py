@@ -56,6 +56,23 @@ BILLING_RELATIVES = (
 )
 
 
+def app_role_problems(engine: sa.Engine) -> list[str]:
+    """Why `engine`'s role would slip past the policies (superuser, BYPASSRLS, owner of a table); [] if none.
+
+    Connecting the app as the tables' owner is the classic way RLS ends up enforcing nothing.
+    """
+    with engine.connect() as conn:
+        row = conn.execute(
+            sa.text(
+                "SELECT r.rolname, r.rolsuper, r.rolbypassrls, "
+                "EXISTS (SELECT 1 FROM pg_tables WHERE schemaname = 'public' AND tableowner = r.rolname) AS owns "
+                "FROM pg_roles r WHERE r.rolname = current_user"
+            )
+        ).one()
+    problems = ["is a superuser"] * row.rolsuper + ["has BYPASSRLS"] * row.rolbypassrls + ["owns tables"] * row.owns
+    return [f"the role {row.rolname} {problem}" for problem in problems]
+
+
 def enable_tenant_rls(table: str, also_readable: str | None = None) -> None:
     """For migrations: call it for every new table that has a tenant_id (tests/test_rls.py checks)."""
     from alembic import op

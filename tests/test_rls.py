@@ -129,6 +129,31 @@ def test_system_role_bypasses_rls_without_owning_anything(app):
     assert me.rolname not in owners and not me.may_create
 
 
+def test_a_role_that_would_bypass_the_policies_is_named(app):
+    assert rls.app_role_problems(app.extensions["db_engine"]) == []
+    owner = rls.app_role_problems(owner_engine(app))
+    assert any("is a superuser" in p for p in owner) and any("owns tables" in p for p in owner)
+    assert rls.app_role_problems(app.extensions["db_system_engine"]) == [f"the role {rls.SYSTEM_ROLE} has BYPASSRLS"]
+
+
+def test_production_refuses_an_app_role_that_bypasses_the_policies(app, monkeypatch):
+    from saas import config, create_app
+
+    monkeypatch.setenv("APP_ENV", "production")
+    settings = {
+        "SECRET_KEY": "k" * 40,
+        "ENCRYPTION_KEYS": app.config["ENCRYPTION_KEYS"],
+        "PUBLIC_BASE_URL": "https://app.example.com",
+        "REDIS_URL": app.config["REDIS_URL"],
+        "SYSTEM_DATABASE_URL": app.config["SYSTEM_DATABASE_URL"],
+    }
+    with pytest.raises(config.ConfigError, match="is a superuser.*owns tables"):
+        create_app({**settings, "DATABASE_URL": app.config["MIGRATION_DATABASE_URL"]})  # the owner: refused
+    started = create_app({**settings, "DATABASE_URL": app.config["DATABASE_URL"]})  # the app role: starts
+    for name in ("db_engine", "db_system_engine"):
+        started.extensions[name].dispose()
+
+
 def test_no_tenant_set_sees_zero_rows_in_every_tenant_table(demo):
     counts, _ = demo
     with app_context(), db.engine().connect() as conn:

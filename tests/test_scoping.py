@@ -151,6 +151,7 @@ SYSTEM_SCOPE_CALL_SITES = {
     "tenants/service.py:find_workspace",
     "tenants/service.py:invitation_by_token",
     "saas/channels/service.py:rotate_keys",  # re-seals every tenant's credentials
+    "saas/channels/service.py:sealed_with_older_keys",  # counts, across tenants, what rotation has left
     "saas/publishing/dispatch.py:dispatch_due_targets",  # claims due targets of every tenant
     "saas/posts/ical.py:tenant_for_token",  # a calendar feed URL names no workspace: its token finds it
     "saas/posts/recurrence.py:due_series",  # finds repeating posts of every tenant whose next occurrence is due
