@@ -7,12 +7,17 @@ from datetime import UTC, datetime, timedelta
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
+from flask import current_app
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 
 from saas import passwords
+from saas.identity import events, sessions
+from saas.identity.events import EventKind
 from tenants import service as tenant_service
 from tenants import tokens
 from tenants.models import Tenant, TenantKind, TokenPurpose, User, UserToken
 
+EMAIL_CHANGE_LIFETIME = timedelta(hours=24)
 TOKEN_LIFETIME = {
     TokenPurpose.VERIFY_EMAIL: timedelta(hours=48),
     TokenPurpose.RESET_PASSWORD: timedelta(hours=1),
@@ -25,6 +30,10 @@ class TokenError(ValueError):
 
 class PasswordRejected(ValueError):
     """The new password breaks a rule; the message is shown next to the field."""
+
+
+class EmailRejected(ValueError):
+    """The new email address cannot be used; the message is shown next to the field."""
 
 
 class WrongPassword(ValueError):
@@ -155,27 +164,72 @@ def _set_password(user: User, new_password: str) -> None:
     if problem:
         raise PasswordRejected(problem)
     user.password_hash = passwords.hash_password(new_password)
-    user.session_version += 1  # every other session ends
 
 
 def reset_password(session: so.Session, raw: str, new_password: str) -> User:
+    """Set a new password from an emailed link; every session of the account ends."""
     user = _use_token(session, raw, TokenPurpose.RESET_PASSWORD)
     _set_password(user, new_password)
     if user.email_verified_at is None:
         user.email_verified_at = utcnow()  # they just proved they read this inbox
+    sessions.revoke_all(session, user.id)
+    events.record(session, EventKind.PASSWORD_RESET, user.id)
     return user
 
 
-def change_password(user: User, current_password: str, new_password: str) -> None:
+def change_password(
+    session: so.Session, user: User, current_password: str, new_password: str, *, keep_session: int | None
+) -> None:
+    """Change the password; every session except `keep_session` (the one asking) ends."""
     if not passwords.verify_password(user.password_hash, current_password):
         raise WrongPassword("That is not your current password.")
     _set_password(user, new_password)
+    sessions.revoke_all(session, user.id, keep=keep_session)
+    events.record(session, EventKind.PASSWORD_CHANGED, user.id)
 
 
-def end_all_sessions(user: User) -> None:
-    user.session_version += 1
+def end_all_sessions(session: so.Session, user: User) -> None:
+    sessions.revoke_all(session, user.id)
+    events.record(session, EventKind.ALL_SESSIONS_REVOKED, user.id)
 
 
 def update_profile(user: User, *, name: str, timezone: str) -> None:
     user.name = name.strip()
     user.timezone = timezone
+
+
+def _email_change_signer() -> URLSafeTimedSerializer:
+    return URLSafeTimedSerializer(current_app.secret_key, salt="change-email")  # type: ignore[arg-type]
+
+
+def request_email_change(session: so.Session, user: User, new_email: str) -> str | None:
+    """A signed token for the link mailed to `new_email`; None when that address has an account already.
+
+    No row is written: the token names the old address too, so once the change is made it stops working.
+    """
+    new_email = normalise_email(new_email)
+    if new_email == user.email:
+        raise EmailRejected("That is already your email address.")
+    if user_by_email(session, new_email) is not None:
+        return None  # the caller tells that address instead, and this person sees the same answer
+    return _email_change_signer().dumps({"user": user.id, "from": user.email, "to": new_email})
+
+
+def change_email(session: so.Session, raw: str) -> tuple[User, str]:
+    """Use an emailed change link; returns the user and their old address (to tell it)."""
+    try:
+        data = _email_change_signer().loads(raw, max_age=int(EMAIL_CHANGE_LIFETIME.total_seconds()))
+    except SignatureExpired:
+        raise TokenError("This link has expired. Ask for a new one on your profile page.") from None
+    except BadSignature:
+        raise TokenError("This link is not valid. Check that you copied all of it, or ask for a new one.") from None
+    user = session.get(User, data["user"], with_for_update=True)
+    if user is None or user.email != data["from"]:
+        raise TokenError("This link has already been used, or your address changed since it was sent.")
+    if user_by_email(session, data["to"]) is not None:
+        raise TokenError("That address belongs to another account now. Choose a different one.")
+    old_email = user.email
+    user.email = data["to"]
+    user.email_verified_at = utcnow()  # opening the link proved the inbox
+    events.record(session, EventKind.EMAIL_CHANGED, user.id)
+    return user, old_email

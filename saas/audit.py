@@ -30,6 +30,8 @@ ACTIONS = {
     "workspace.approval.bulk": "Decided on several posts",
     "workspace.approval.comment": "Commented on a post",
     "workspace.approval.revoke_link": "Revoked a review link",
+    "workspace.approval.policy": "Changed the approval policy",
+    "workspace.approval.add_reviewer": "Added a reviewer",
     "workspace.settings": "Changed the workspace settings",
     "workspace.end_agency": "Ended the agency's management of this workspace",
     "workspace.agency.create": "Created a client workspace",

@@ -105,11 +105,23 @@ def load() -> dict[str, Any]:
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
         "SESSION_COOKIE_SECURE": public_base_url.startswith("https://"),
-        "PERMANENT_SESSION_LIFETIME": timedelta(days=14),
+        # Sessions (saas.identity.sessions): ended after the idle timeout unseen, and at the absolute timeout
+        # however busy. "Keep me logged in" replaces both with one lifetime of at most 30 days; the cookie of
+        # such a session is the only permanent one, and lives as long.
+        "SESSION_IDLE_TIMEOUT": timedelta(hours=float(_env("SESSION_IDLE_HOURS", "12") or 12)),
+        "SESSION_ABSOLUTE_TIMEOUT": timedelta(days=float(_env("SESSION_ABSOLUTE_DAYS", "7") or 7)),
+        "REMEMBER_ME_LIFETIME": timedelta(days=min(30.0, float(_env("REMEMBER_ME_DAYS", "30") or 30))),
+        "PERMANENT_SESSION_LIFETIME": timedelta(days=min(30.0, float(_env("REMEMBER_ME_DAYS", "30") or 30))),
+        # Changing email, password, two-factor or billing asks for the password again after this long.
+        # How long the second step of logging in (the authenticator code) may take after the password.
+        "TWO_FACTOR_LOGIN_SECONDS": int(_env("TWO_FACTOR_LOGIN_SECONDS", "300") or 300),
+        "REAUTH_MAX_AGE": timedelta(minutes=float(_env("REAUTH_MINUTES", "10") or 10)),
         "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session
         # Per account and per client IP (moving windows in Redis).
         "LOGIN_LIMIT_PER_ACCOUNT": _env("LOGIN_LIMIT_PER_ACCOUNT", "10 per 15 minutes"),
         "LOGIN_LIMIT_PER_IP": _env("LOGIN_LIMIT_PER_IP", "50 per 15 minutes"),
+        "TWO_FACTOR_LIMIT_PER_ACCOUNT": _env("TWO_FACTOR_LIMIT_PER_ACCOUNT", "5 per 5 minutes"),
+        "TWO_FACTOR_LIMIT_PER_IP": _env("TWO_FACTOR_LIMIT_PER_IP", "50 per 15 minutes"),
         "RESET_LIMIT_PER_ACCOUNT": _env("RESET_LIMIT_PER_ACCOUNT", "3 per hour"),
         "RESET_LIMIT_PER_IP": _env("RESET_LIMIT_PER_IP", "20 per hour"),
         "SIGNUP_LIMIT_PER_IP": _env("SIGNUP_LIMIT_PER_IP", "20 per hour"),

@@ -95,3 +95,8 @@ def new_session(**kwargs: Any) -> so.Session:
 # The session of the current web request (per thread), removed when the app
 # context ends, so a tenant binding never outlives its request.
 session = so.scoped_session(new_session)
+
+
+def rows_affected(result: sa.Result[Any]) -> int:
+    """How many rows an UPDATE or DELETE changed (typed: `Result` does not declare `rowcount`)."""
+    return int(getattr(result, "rowcount", 0) or 0)

@@ -3,6 +3,7 @@
 from billing.models import StripeEvent, Subscription
 from saas.approvals.models import ApprovalDecision, ApprovalPolicy, ApprovalRequest, PostComment, ReviewLink
 from saas.channels.models import Channel, ConnectLink, MastodonApp, NetworkPause
+from saas.identity.models import AccountEvent, RecoveryCode, TwoFactorCredential, UserSession
 from saas.media.models import MediaItem
 from saas.notifications.models import Notification
 from saas.posts.ical import CalendarFeed
@@ -21,6 +22,10 @@ from tenants.models import (
 )
 
 __all__ = [
+    "AccountEvent",
+    "RecoveryCode",
+    "TwoFactorCredential",
+    "UserSession",
     "ApprovalDecision",
     "AuditEntry",
     "ApprovalPolicy",

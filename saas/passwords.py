@@ -26,7 +26,14 @@ def hash_password(password: str) -> str:
     return _hasher.hash(password)
 
 
+# The hash of an account made for a reviewer who acts only from emailed links: no password matches it
+# (a password reset sets one, if they ever want to log in).
+NO_PASSWORD = "!none"
+
+
 def verify_password(password_hash: str | None, password: str) -> bool:
+    if password_hash == NO_PASSWORD:
+        password_hash = None  # checked against the dummy hash: as slow as a real miss
     try:
         return _hasher.verify(password_hash or _dummy_hash(), password) and password_hash is not None
     except (VerificationError, InvalidHashError):

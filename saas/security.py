@@ -8,10 +8,13 @@ from typing import Any, TypeVar
 
 from flask import Flask, abort, g
 from flask import session as cookie_session
-from flask_login import login_user
+from flask_login import current_user, login_user, logout_user
 
 from saas import db
 from saas.extensions import login_manager
+from saas.identity import events, sessions
+from saas.identity.events import EventKind
+from saas.identity.models import UserSession
 from tenants.models import Role, User
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,23 +43,58 @@ def init_app(app: Flask) -> None:
         return response
 
 
+# The key in the signed cookie that names this browser's row in user_sessions (saas.identity.sessions).
+SESSION_KEY = "sid"
+
+
 @login_manager.user_loader
 def load_user(cookie_id: str) -> User | None:
-    """Load the user named in the login cookie, unless that session has been ended."""
-    user_id, _, version = cookie_id.partition(":")
-    if not user_id.isdigit() or not version.isdigit():
+    """The user this browser is logged in as, if its server-side session is still alive.
+
+    flask-login's own remember cookie is never set (remember-me is a long-lived session row), and a
+    stray one cannot log anyone in: without a live session handle in the signed cookie, nobody is loaded.
+    """
+    user_id = cookie_id.partition(":")[0]
+    handle = cookie_session.get(SESSION_KEY)
+    if not user_id.isdigit() or not isinstance(handle, str):
         return None
-    user = db.session.get(User, int(user_id))
-    if user is None or user.session_version != int(version):
+    row = sessions.find_alive(db.session(), handle, int(user_id))
+    user = db.session.get(User, int(user_id)) if row is not None else None
+    if user is None:
         return None
+    g.user_session = row
     return user
 
 
-def start_session(user: User) -> None:
-    """Log `user` in with a fresh session (nothing from before login carries over)."""
+def start_session(user: User, *, remember: bool = False) -> None:
+    """Log `user` in with a new session: a new handle, and nothing from before log-in carries over."""
+    previous = current_session()
+    if previous is not None:
+        sessions.end(previous)  # logging in again in this browser replaces its session
     cookie_session.clear()
+    handle = sessions.create(db.session(), user.id, remember=remember)
+    events.record(db.session(), EventKind.LOGIN, user.id)
+    db.session.commit()
     login_user(user)
-    cookie_session.permanent = True
+    cookie_session[SESSION_KEY] = handle
+    # Only a remembered session outlives the browser; the others end when it closes (and on the server).
+    cookie_session.permanent = remember
+
+
+def current_session() -> UserSession | None:
+    """This browser's session row (None when nobody is logged in)."""
+    return g.get("user_session") if current_user.is_authenticated else None
+
+
+def end_session() -> None:
+    """Log this browser out: its session row ends too, so a copy of the cookie is worthless."""
+    row = current_session()
+    if row is not None:
+        sessions.end(row)
+        events.record(db.session(), EventKind.LOGOUT, row.user_id)
+        db.session.commit()
+    logout_user()
+    cookie_session.clear()
 
 
 def require_role(*roles: Role) -> Callable[[F], F]:

@@ -59,6 +59,9 @@ class Tenant(Base):
     client_mode: so.Mapped[ClientMode] = so.mapped_column(
         db_enum(ClientMode, "client_mode"), default=ClientMode.MANAGED, server_default=ClientMode.MANAGED.value
     )
+    # Members without two-factor authentication are sent to set it up before they may enter. For an agency
+    # it also holds its staff in every client they enter.
+    require_two_factor: so.Mapped[bool] = so.mapped_column(default=False, server_default=sa.false())
     created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())
 
     def __repr__(self) -> str:
@@ -76,7 +79,8 @@ class User(Base):
     password_hash: so.Mapped[str] = so.mapped_column(sa.String(255))
     timezone: so.Mapped[str] = so.mapped_column(sa.String(64), default="UTC")
     email_verified_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
-    # Part of the login cookie; bumping it ends every session of this user.
+    # Part of the login cookie (get_id). Whether a login still counts is decided by its server-side
+    # session row (saas.identity.sessions), which is what log-out, revocation and password changes end.
     session_version: so.Mapped[int] = so.mapped_column(default=1)
     created_at: so.Mapped[datetime] = so.mapped_column(sa.DateTime(timezone=True), server_default=utc_now_default())
     last_login_at: so.Mapped[datetime | None] = so.mapped_column(sa.DateTime(timezone=True))
@@ -85,7 +89,6 @@ class User(Base):
     memberships: so.Mapped[list[Membership]] = so.relationship(back_populates="user", passive_deletes=True)
 
     # What flask-login asks of a user object (kept here so `tenants` needs no Flask).
-    # The login cookie holds "id:session_version", so bumping the version logs out everywhere.
     is_authenticated = True
     is_active = True
     is_anonymous = False

@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from saas.passwords import NO_PASSWORD
 from tenants import agency, tokens
 from tenants.models import ClientMode, Invitation, Membership, Role, StaffAssignment, Tenant, TenantKind, User
 from tenants.scoping import bind_tenant, bound_tenant_id, system_session
@@ -37,6 +38,9 @@ class Workspace:
     agency_name: str | None = None
     # A client in managed mode: the agency drafts and publishes, the client's own people approve.
     managed: bool = False
+    # Whoever enters must have two-factor authentication on: the tenant asks it of its members, or the
+    # agency of its staff (in the agency and in every client they enter for it).
+    requires_two_factor: bool = False
 
     @property
     def acting_for_client(self) -> bool:
@@ -116,7 +120,7 @@ def workspaces_of(user_id: int) -> list[Workspace]:
         ).all()
         # Plus the clients the user works in for an agency, in two statements however many there are
         # (this list is on every page): the rule is tenants.agency.agency_role_in_client's.
-        agency_roles = {tenant.id: (tenant.name, role) for tenant, role in rows if tenant.kind is TenantKind.AGENCY}
+        agency_roles = {tenant.id: (tenant, role) for tenant, role in rows if tenant.kind is TenantKind.AGENCY}
         own = {tenant.id for tenant, _ in rows}
         clients = session.scalars(
             sa.select(Tenant)
@@ -133,10 +137,10 @@ def workspaces_of(user_id: int) -> list[Workspace]:
         reachable = []
         for client in clients:
             assert client.managed_by_id is not None
-            agency_name, agency_role = agency_roles[client.managed_by_id]
+            agency_tenant, agency_role = agency_roles[client.managed_by_id]
             if agency_role.manages_team or client.id in assigned:
                 role = agency.CLIENT_ROLE_OF_AGENCY_ROLE[agency_role]
-                reachable.append(_client_workspace(client, role, agency_name))
+                reachable.append(_client_workspace(client, role, agency_tenant))
     return [_workspace(tenant, role) for tenant, role in rows] + reachable
 
 
@@ -157,17 +161,25 @@ def find_workspace(user_id: int, slug: str) -> Workspace | None:
         role = agency.agency_role_in_client(session, user_id, client) if client is not None else None
         if client is None or role is None:
             return None
-        agency_name = session.scalar(sa.select(Tenant.name).where(Tenant.id == client.managed_by_id))
-        return _client_workspace(client, role, agency_name or "")
+        managing = session.get(Tenant, client.managed_by_id)
+        assert managing is not None  # agency_role_in_client found the user's membership in it
+        return _client_workspace(client, role, managing)
 
 
 def _workspace(tenant: Tenant, role: Role) -> Workspace:
     return Workspace(
-        tenant.id, tenant.slug, tenant.name, tenant.kind, tenant.timezone, role, managed=_is_managed(tenant)
+        tenant.id,
+        tenant.slug,
+        tenant.name,
+        tenant.kind,
+        tenant.timezone,
+        role,
+        managed=_is_managed(tenant),
+        requires_two_factor=tenant.require_two_factor,
     )
 
 
-def _client_workspace(client: Tenant, role: Role, agency_name: str) -> Workspace:
+def _client_workspace(client: Tenant, role: Role, managing: Tenant) -> Workspace:
     """A managed client as its agency's staff enter it: with the agency named for the banner and the audit log."""
     return Workspace(
         client.id,
@@ -177,8 +189,9 @@ def _client_workspace(client: Tenant, role: Role, agency_name: str) -> Workspace
         client.timezone,
         role,
         client.managed_by_id,
-        agency_name,
+        managing.name,
         _is_managed(client),
+        requires_two_factor=client.require_two_factor or managing.require_two_factor,
     )
 
 
@@ -232,6 +245,25 @@ def invite(session: so.Session, *, email: str, role: Role, invited_by: User) -> 
     session.add(invitation)
     session.flush()
     return invitation, raw
+
+
+def add_reviewer(session: so.Session, *, email: str, name: str, added_by: User) -> tuple[Membership, bool]:
+    """Make `email` a reviewer here at once (a free seat): no invitation to accept, no password to choose,
+    because reviewers act from the links they are emailed. An address without an account gets one without
+    a password. Returns the membership and whether the account is new."""
+    email = email.strip().lower()
+    user = session.scalar(sa.select(User).where(User.email == email))
+    if user is not None and session.scalar(sa.select(Membership.id).where(Membership.user_id == user.id)):
+        raise MembershipError(f"{email} is already a member of this workspace.")
+    created = user is None
+    if user is None:
+        user = User(email=email, name=name.strip(), password_hash=NO_PASSWORD, timezone=added_by.timezone)
+        session.add(user)
+        session.flush()
+    membership = Membership(user_id=user.id, role=Role.REVIEWER)
+    session.add(membership)
+    session.flush()
+    return membership, created
 
 
 def revoke_invitation(session: so.Session, invitation_id: int) -> Invitation | None:

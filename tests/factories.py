@@ -113,3 +113,34 @@ def make_workspace(role: Role = Role.OWNER, **tenant_kwargs: object) -> tuple[Te
     tenant = make_tenant(owner=make_user(), **tenant_kwargs)  # type: ignore[arg-type]
     add_member(tenant, user, role)
     return tenant, user
+
+
+@_in_app
+def enable_two_factor(user: User) -> tuple[str, list[str]]:
+    """Turn two-factor on for `user` as the set-up page does; returns the app secret and the recovery codes.
+
+    Confirmed with the previous step's code, so a test logging in with the current one is not a replay.
+    """
+    import pyotp
+
+    from saas.identity import twofactor
+
+    with db.new_session() as session:
+        secret = twofactor.begin_setup(session, user.id)
+        previous = pyotp.TOTP(secret).at(datetime.now(UTC).timestamp() - 30)
+        codes = twofactor.confirm_setup(session, user.id, previous)
+        session.commit()
+    return secret, codes
+
+
+@contextmanager
+def encryption_keys(app: Flask, keys: str) -> Iterator[None]:
+    """Run with ENCRYPTION_KEYS set to `keys` (the key ring is rebuilt), then put the old ones back."""
+    old_keys = app.config["ENCRYPTION_KEYS"]
+    app.config["ENCRYPTION_KEYS"] = keys
+    app.extensions.pop("keyring", None)
+    try:
+        yield
+    finally:
+        app.config["ENCRYPTION_KEYS"] = old_keys
+        app.extensions.pop("keyring", None)

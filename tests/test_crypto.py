@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 
 import pytest
 import sqlalchemy as sa
@@ -18,7 +16,7 @@ from saas.channels.models import Channel, MastodonApp
 from saas.crypto import DecryptionError, KeyRing, new_key
 from tenants import system_session, tenant_session
 from tests.conftest import owner_engine
-from tests.factories import app_context, make_workspace
+from tests.factories import app_context, encryption_keys, make_workspace
 
 
 def _connect(tenant, token="tok-" + "s3cret" * 4, remote_id=None):
@@ -58,19 +56,6 @@ def test_sealed_credentials_copied_to_another_tenant_do_not_open(app):
             channel_service.load_credentials(session.get(Channel, thief.id))
 
 
-@contextmanager
-def keys(app, value: str) -> Iterator[None]:
-    """Run with ENCRYPTION_KEYS = `value`, as every process would after a deploy."""
-    old = app.config["ENCRYPTION_KEYS"]
-    app.config["ENCRYPTION_KEYS"] = value
-    app.extensions.pop("keyring", None)
-    try:
-        yield
-    finally:
-        app.config["ENCRYPTION_KEYS"] = old
-        app.extensions.pop("keyring", None)
-
-
 def token_of(tenant, channel_id: int) -> str:
     with app_context(), tenant_session(tenant.id) as session:
         return channel_service.load_credentials(session.get(Channel, channel_id)).access_token
@@ -98,7 +83,7 @@ def test_rotation_without_downtime_old_and_new_keys_open_until_the_old_one_leave
         )
         session.commit()
 
-    with keys(app, f"{new_key_},{old_key}"):  # step 1: the new key first, the old one still listed
+    with encryption_keys(app, f"{new_key_},{old_key}"):  # step 1: the new key first, the old one still listed
         newer = _connect(tenant_b, "tok-b2", remote_id="second")  # sealed by the new key at once
         # During rotation both kinds of values open.
         assert {key_of(c.credentials_sealed) for _, c in [*before, (tenant_b, newer)]} == {
@@ -115,7 +100,7 @@ def test_rotation_without_downtime_old_and_new_keys_open_until_the_old_one_leave
         with app_context():
             assert channel_service.sealed_with_older_keys() == 0
 
-    with keys(app, new_key_):  # step 3: the old key is gone and everything still opens
+    with encryption_keys(app, new_key_):  # step 3: the old key is gone and everything still opens
         assert [token_of(t, c.id) for t, c in [*before, (tenant_b, newer)]] == ["tok-a1", "tok-b1", "tok-b2"]
         with app_context(), system_session() as session:
             row = session.scalars(sa.select(MastodonApp)).one()
@@ -128,7 +113,7 @@ def test_rotation_waits_for_a_token_refresh_and_keeps_its_result(app):
     old_key = app.config["ENCRYPTION_KEYS"].split(",")[0]
     tenant, _ = make_workspace()
     channel = _connect(tenant, "tok-before-refresh")
-    with keys(app, f"{new_key()},{old_key}"):
+    with encryption_keys(app, f"{new_key()},{old_key}"):
         with app_context(), tenant_session(tenant.id) as refresh:
             row = refresh.scalars(sa.select(Channel).where(Channel.id == channel.id).with_for_update()).one()
             rotation = ThreadPoolExecutor(1).submit(_rotate_in_app, app)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import io
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
 import sqlalchemy as sa
+from PIL import Image
 
 from publishers.base import Credentials, Profile
 from saas.approvals import service as approvals
 from saas.approvals.models import ApprovalMode, ReviewLink, StepRule
 from saas.channels import service as channel_service
+from saas.media import service as media_service
 from saas.posts import service as post_service
 from saas.posts.models import Post, PostState
 from tenants import tenant_session
@@ -192,3 +196,34 @@ def test_link_of_an_earlier_step_shows_no_decision_once_the_step_is_done(client,
     page = client.get(link).get_data(as_text=True)
     assert "Nothing for you to decide at this step" in page and 'value="approve"' not in page
     assert 'value="approve"' in client.get(first_link(outbox, "second@bluebell.example")).get_data(as_text=True)
+
+
+def test_the_link_shows_each_channel_as_it_will_go_out(client, outbox):
+    """The reviewer sees what would be sent: each channel's own text with its network's count, the image."""
+    tenant, owner, _reviewer, channel_id = workspace_with_reviewer(REVIEWER)
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), "tan").save(buffer, "JPEG")
+    with app_context(), tenant_session(tenant.id) as session:
+        item = media_service.upload(
+            session, filename="rye.jpg", data=buffer.getvalue(), alt="A rye loaf", uploaded_by=owner.id
+        )
+        post = post_service.schedule_post(
+            session,
+            author_id=owner.id,
+            text="Base text",
+            channel_ids=[channel_id],
+            schedule=post_service.Schedule(publish_now=True, local_time=None, timezone="UTC"),
+            extras=post_service.Extras(overrides={channel_id: "Rye is back on Saturday"}, media_ids=(item.id,)),
+        )
+        session.commit()
+    link = first_link(outbox, REVIEWER)
+
+    html = client.get(link).get_data(as_text=True)
+
+    assert '<blockquote class="preview-text">Rye is back on Saturday</blockquote>' in html
+    assert '<blockquote class="preview-text">Base text' not in html
+    assert "23 of 500 characters as Sandbox counts them" in html
+    image = re.search(r'<img class="preview-media" src="http://localhost(/m/[^"]+)" alt="A rye loaf">', html)
+    served = client.get(image.group(1))  # the reviewer has no login: the image is a signed address
+    assert served.status_code == 200 and served.data == buffer.getvalue()
+    assert f'id="post-{post.id}"' in html

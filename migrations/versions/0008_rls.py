@@ -1,7 +1,7 @@
 """row-level security: every table with a tenant_id admits only the rows of the transaction's app.tenant_id
 
 Revision ID: 0008_rls
-Revises: 0007
+Revises: 0008_twofa
 Create Date: 2026-11-26 06:10:00
 
 Later migrations that create a tenant table call `saas.rls.enable_tenant_rls(table)`;
@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from saas.rls import BILLING_RELATIVES, disable_tenant_rls, enable_tenant_rls
 
 revision: str = "0008_rls"
-down_revision: str | Sequence[str] | None = "0007"
+down_revision: str | Sequence[str] | None = "0008_twofa"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

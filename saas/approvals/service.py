@@ -142,8 +142,11 @@ def submit(session: so.Session, post_ids: Sequence[int], submitted_by_id: int | 
         raise ApprovalError("This workspace has no approval steps. Set them up under Approvals first.")
     requests = []
     for post in posts:
+        if post.state is PostState.DRAFT:  # an approved draft would need approving again once scheduled
+            raise ApprovalError(
+                "A draft is scheduled before it is sent for approval (posts.service.submit_for_approval)."
+            )
         if post.state not in (
-            PostState.DRAFT,
             PostState.SCHEDULED,
             PostState.CHANGES_REQUESTED,
             PostState.IN_REVIEW,
@@ -162,26 +165,22 @@ def submit(session: so.Session, post_ids: Sequence[int], submitted_by_id: int | 
     return requests
 
 
-def submit_upcoming(
-    session: so.Session, submitted_by_id: int | None, now: datetime, days: int = 7
-) -> list[ApprovalRequest]:
-    """Send every scheduled post of the next `days` that is not in review or approved yet, in one go
-    (one email per approver for all of them)."""
+def unsubmitted_between(session: so.Session, start: datetime, end: datetime) -> list[int]:
+    """Drafts and scheduled posts planned for [start, end] whose current revision is not in review or approved."""
     in_process = sa.select(ApprovalRequest.post_id).where(
         ApprovalRequest.status.in_([*OPEN, RequestStatus.APPROVED]), ApprovalRequest.revision == Post.revision
     )
-    ids = list(
+    return list(
         session.scalars(
-            sa.select(Post.id).where(
-                Post.state == PostState.SCHEDULED,
-                Post.scheduled_at.between(now, now + timedelta(days=days)),
+            sa.select(Post.id)
+            .where(
+                Post.state.in_([PostState.DRAFT, PostState.SCHEDULED]),
+                Post.scheduled_at.between(start, end),
                 Post.id.not_in(in_process.scalar_subquery()),
             )
+            .order_by(Post.scheduled_at, Post.id)
         )
     )
-    if not ids:
-        raise ApprovalError(f"No scheduled post of the next {days} days is waiting to be sent for approval.")
-    return submit(session, ids, submitted_by_id)
 
 
 def supersede(session: so.Session, post_id: int) -> None:

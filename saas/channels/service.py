@@ -106,6 +106,7 @@ class _SealedColumn:
     model: type[Any]
     column: str
     bound_to: Callable[[Any], str]
+    key: str = "id"  # the primary key, which batches follow
 
     def not_sealed_with(self, prefix: str) -> sa.ColumnElement[bool]:
         column = getattr(self.model, self.column)
@@ -115,10 +116,13 @@ class _SealedColumn:
 def _sealed_columns() -> tuple[_SealedColumn, ...]:
     from saas.channels.mastodon import app_secret_bound_to
     from saas.channels.models import MastodonApp
+    from saas.identity.models import TwoFactorCredential
+    from saas.identity.twofactor import secret_bound_to
 
     return (
         _SealedColumn(Channel, "credentials_sealed", _bound_to),
         _SealedColumn(MastodonApp, "client_secret_sealed", lambda row: app_secret_bound_to(row.instance_url)),
+        _SealedColumn(TwoFactorCredential, "secret_sealed", lambda row: secret_bound_to(row.user_id), key="user_id"),
     )
 
 
@@ -138,13 +142,14 @@ def rotate_keys(batch_size: int = 200) -> Rotation:
     ring = keyring()
     report = Rotation()
     for sealed in _sealed_columns():
+        key = getattr(sealed.model, sealed.key)
         after = 0
         while True:
             with system_session() as session:
                 rows = session.scalars(
                     sa.select(sealed.model)
-                    .where(sealed.model.id > after, sealed.not_sealed_with(ring.newest_prefix()))
-                    .order_by(sealed.model.id)
+                    .where(key > after, sealed.not_sealed_with(ring.newest_prefix()))
+                    .order_by(key)
                     .limit(batch_size)
                     .with_for_update()
                 ).all()
@@ -153,11 +158,11 @@ def rotate_keys(batch_size: int = 200) -> Rotation:
                         setattr(row, sealed.column, ring.reseal(getattr(row, sealed.column), sealed.bound_to(row)))
                         report.rotated += 1
                     except DecryptionError:
-                        report.unreadable.append(f"{sealed.model.__tablename__} {row.id}")
+                        report.unreadable.append(f"{sealed.model.__tablename__} {getattr(row, sealed.key)}")
                 session.commit()
             if len(rows) < batch_size:
                 break
-            after = rows[-1].id
+            after = getattr(rows[-1], sealed.key)
     return report
 
 

@@ -29,11 +29,13 @@ def notify(
     title: str,
     body: str,
     link: str | None,
+    email_link: str | None = None,
 ) -> list[int]:
     """Record the notification for each user who has not had this event yet; email them. Returns new ids.
 
     The unique (tenant, user, event_key) makes a repeated report of the same event a no-op,
-    so a failing batch or a retried job can never send a storm.
+    so a failing batch or a retried job can never send a storm. `email_link` is for the email only: a
+    secret link (a review link) is sent, never stored in the in-app notification.
     """
     created = []
     for user_id in sorted({u for u in user_ids if u is not None}):
@@ -55,12 +57,20 @@ def notify(
         ).all()
         for email, name in emails:
             try:
-                mail.send(email, title, "notification", name=name, body=body, link=link)
+                mail.send(email, title, "notification", name=name, body=body, link=email_link or link)
             except OSError:
                 # The in-app notification stands; a mail server outage must not undo the event.
                 log.exception("could not email notification %r to user", event_key)
         session.execute(sa.update(Notification).where(Notification.id.in_(created)).values(emailed_at=sa.func.now()))
     return created
+
+
+def sent_before(session: so.Session, user_id: int, event_key: str) -> bool:
+    """Whether this person was already told of this event (in the session's workspace)."""
+    found = session.scalar(
+        sa.select(Notification.id).where(Notification.user_id == user_id, Notification.event_key == event_key[:200])
+    )
+    return found is not None
 
 
 def unread_count(session: so.Session, user_id: int) -> int:

@@ -231,6 +231,7 @@ def schedule_post(
     extras: Extras | None = None,
     post_id: int | None = None,
     media: list[dict[str, str]] | None = None,
+    request_approval: bool = True,
 ) -> Post:
     """Validate and create (or, with `post_id`, replace) a scheduled post with one target per channel.
 
@@ -238,6 +239,7 @@ def schedule_post(
     channels, the time, the plan's limits. `post_id` schedules an existing draft or edits a post nothing
     was sent for yet. `media` ({"source", "mime_type", "alt"} each) are attachments from outside the
     media library, after the library's; a network that requires media (Instagram) refuses the post here.
+    `request_approval=False` is for a caller that sends several posts for approval together right after.
     """
     now = now or utcnow()
     extras = _clean_extras(extras or Extras())
@@ -310,7 +312,10 @@ def schedule_post(
     session.flush()
     session.expire(post, ["targets"])
     # A new revision needs its own approval: what was approved before no longer counts.
-    approvals.restart(session, post, author_id)
+    if request_approval:
+        approvals.restart(session, post, author_id)
+    else:
+        approvals.supersede(session, post.id)
     return post
 
 
@@ -395,6 +400,88 @@ def save_draft(
     return post
 
 
+def schedule_draft(session: so.Session, post_id: int, author_id: int, now: datetime | None = None) -> Post:
+    """Schedule a saved draft as it stands (its channels, time, overrides and media) without asking for
+    approval yet; ComposeError says what the draft still lacks, exactly as the composer would."""
+    post = session.get(Post, post_id)
+    if post is None:
+        raise LookupError(post_id)
+    if post.state is not PostState.DRAFT:
+        raise ComposeError("text", "This post is not a draft.")
+    if post.local_time is None or post.scheduled_at is None:
+        raise ComposeError("when", "Choose a date and time for this draft.")
+    fold = 0 if timezones.to_utc(post.local_time, post.timezone, 0) == post.scheduled_at else 1
+    library = [m for m in post.media or () if m.get("media_id")]
+    return schedule_post(
+        session,
+        author_id=author_id,
+        text=post.text,
+        channel_ids=[int(d["channel_id"]) for d in post.draft_targets or ()],
+        schedule=Schedule(False, post.local_time, post.timezone, fold),
+        now=now,
+        extras=Extras(
+            overrides={int(d["channel_id"]): d["text_override"] for d in post.draft_targets if d.get("text_override")},
+            thread=tuple(str(part.get("text") or "") for part in post.thread or ()),
+            tags=tuple(post.tags or ()),
+            notes=post.notes or "",
+            first_comment=post.first_comment or "",
+            media_ids=tuple(int(m["media_id"]) for m in library),
+            media_overrides={
+                int(d["channel_id"]): tuple(int(i) for i in d["media_ids"])
+                for d in post.draft_targets
+                if "media_ids" in d
+            },
+            repeat=recurrence.Rule.from_json(post.recurrence) if post.recurrence else None,
+        ),
+        post_id=post.id,
+        media=[dict(m) for m in post.media or () if not m.get("media_id")],
+        request_approval=False,
+    )
+
+
+@dataclass(frozen=True)
+class Submission:
+    """What "send for approval" did: the requests it opened, and the drafts it left with the reason."""
+
+    requests: list[approvals.ApprovalRequest]
+    left: list[tuple[Post, str]]
+
+
+def submit_for_approval(
+    session: so.Session, post_ids: list[int], actor_id: int, now: datetime | None = None
+) -> Submission:
+    """Send posts for approval together (one email per approver for all of them). A draft is scheduled first,
+    as it stands; one that cannot be (no channel, no time, a time passed) stays a draft, with the reason."""
+    now = now or utcnow()
+    ready: list[int] = []
+    left: list[tuple[Post, str]] = []
+    for post in session.scalars(sa.select(Post).where(Post.id.in_(post_ids)).order_by(Post.scheduled_at, Post.id)):
+        if post.state is not PostState.DRAFT:
+            ready.append(post.id)
+            continue
+        try:
+            with session.begin_nested():  # a draft that cannot be scheduled leaves nothing half done
+                schedule_draft(session, post.id, actor_id, now)
+        except ComposeError as exc:
+            session.refresh(post)
+            left.append((post, exc.message))
+        else:
+            ready.append(post.id)
+    if len(ready) + len(left) != len(set(post_ids)):
+        raise LookupError(post_ids)
+    requests = approvals.submit(session, ready, actor_id) if ready else []
+    return Submission(requests, left)
+
+
+def submit_week(session: so.Session, actor_id: int, now: datetime | None = None, days: int = 7) -> Submission:
+    """Send every draft and scheduled post of the next `days` not yet in review or approved, in one action."""
+    now = now or utcnow()
+    ids = approvals.unsubmitted_between(session, now, now + timedelta(days=days))
+    if not ids:
+        raise approvals.ApprovalError(f"Nothing of the next {days} days is waiting to be sent for approval.")
+    return submit_for_approval(session, ids, actor_id, now)
+
+
 def reschedule(session: so.Session, post_id: int, target_id: int, moment: datetime) -> PostTarget | None:
     """A blocked target goes out at a new time (chosen by a person: nothing held back fires on its own)."""
     target = _target(session, post_id, target_id)
@@ -420,6 +507,12 @@ def posts(session: so.Session, limit: int = 200) -> list[Post]:
             .limit(limit)
         )
     )
+
+
+def posts_by_id(session: so.Session, post_ids: list[int]) -> list[Post]:
+    """These posts, in the order given."""
+    found = {p.id: p for p in session.scalars(sa.select(Post).where(Post.id.in_(post_ids)))}
+    return [found[i] for i in post_ids if i in found]
 
 
 def post_with_history(session: so.Session, post_id: int) -> Post | None:

@@ -27,12 +27,13 @@ def init_app(app: Flask) -> None:
         health,
         invitations,
         media,
+        reauth,
         review,
         workspace,
     )
 
     app.jinja_env.add_extension("jinja2.ext.do")
-    for module in (auth, account, invitations, review, workspace, health, sandbox_views, feeds):
+    for module in (auth, account, reauth, invitations, review, workspace, health, sandbox_views, feeds):
         app.register_blueprint(module.bp)
     app.register_blueprint(channels.callbacks)
     app.register_blueprint(media.public)

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from saas import db
+from saas import db, mail
 from saas.approvals import service as approvals
 from saas.approvals.models import ApprovalMode, StepRule, Verdict
-from saas.posts.models import Post
+from saas.posts import service as post_service
+from saas.posts.models import Post, PostState
 from saas.security import TEAM_MANAGERS, require_role
-from saas.web.forms import ConfirmForm
+from saas.web.forms import ConfirmForm, ReviewerForm
 from tenants import agency
 from tenants import service as tenant_service
 from tenants.models import Role
@@ -20,18 +22,23 @@ from tenants.models import Role
 bp = Blueprint("approval", __name__, url_prefix="/approvals")
 
 PUBLISHERS_ROLES = (Role.OWNER, Role.ADMIN, Role.EDITOR)
+WEEK = timedelta(days=7)
+# Posts that can be sent for approval: not gone out, not already in review.
+SUBMITTABLE = (PostState.DRAFT, PostState.SCHEDULED, PostState.CHANGES_REQUESTED, PostState.APPROVED)
 VERDICTS = {"approve": Verdict.APPROVED, "request-changes": Verdict.CHANGES_REQUESTED}
 
 
 def queue() -> Any:
     """The review queue: what waits for the current user, and what reviewers sent back."""
     session = db.session()
+    now = approvals.utcnow()
     return render_template(
         "approvals/queue.html",
         mine=approvals.waiting_for(session, current_user.id),
         sent_back=approvals.sent_back(session),
         mode=approvals.mode_of(session),
-        now=approvals.utcnow(),
+        now=now,
+        unsent=post_service.posts_by_id(session, approvals.unsubmitted_between(session, now, now + WEEK)),
     )
 
 
@@ -48,7 +55,7 @@ def panel(post: Post) -> dict[str, Any]:
         "links": approvals.links(session, post.id) if team else [],
         "comments": approvals.comments(session, post.id, include_internal=_sees_internal()),
         "may_decide": approvals.may_decide(session, request_, current_user.id),
-        "may_submit": team and mode is not ApprovalMode.NONE and request_ is None and post.state.value != "draft",
+        "may_submit": team and mode is not ApprovalMode.NONE and request_ is None and post.state in SUBMITTABLE,
         "sees_internal": _sees_internal(),
         "now": approvals.utcnow(),
     }
@@ -72,7 +79,7 @@ def _checked() -> None:
 def submit(post_id: int) -> Any:
     _checked()
     try:
-        approvals.submit(db.session(), [post_id], current_user.id)
+        done = post_service.submit_for_approval(db.session(), [post_id], current_user.id)
     except LookupError:
         abort(404)
     except approvals.ApprovalError as exc:
@@ -80,7 +87,10 @@ def submit(post_id: int) -> Any:
         flash(str(exc), "error")
         return _back(post_id)
     db.session.commit()
-    flash("Sent for approval: the approvers have been emailed a link.", "success")
+    if done.left:
+        flash(f"This draft cannot be sent for approval yet: {done.left[0][1]} Edit it first.", "error")
+    else:
+        flash("Sent for approval: the approvers have been emailed a link.", "success")
     return _back(post_id)
 
 
@@ -89,14 +99,17 @@ def submit(post_id: int) -> Any:
 def submit_week() -> Any:
     _checked()
     try:
-        requests = approvals.submit_upcoming(db.session(), current_user.id, approvals.utcnow())
+        done = post_service.submit_week(db.session(), current_user.id, days=WEEK.days)
     except approvals.ApprovalError as exc:
         db.session.rollback()
         flash(str(exc), "error")
         return redirect(url_for("workspace.approvals"))
     db.session.commit()
-    count = len(requests)
-    flash(f"Sent {count} post{'' if count == 1 else 's'} for approval in one email to each approver.", "success")
+    count = len(done.requests)
+    if count:
+        flash(f"Sent {count} post{'' if count == 1 else 's'} for approval in one email to each approver.", "success")
+    for post, reason in done.left:
+        flash(f"Not sent: the draft “{post.text[:60] or 'without text'}” — {reason}", "error")
     return redirect(url_for("workspace.approvals"))
 
 
@@ -230,8 +243,7 @@ def _posted_steps() -> list[approvals.Step]:
 def policy() -> Any:
     """The workspace's approval policy: none, optional or required, and its steps in order."""
     session = db.session()
-    people = {m.user_id: m.user.name for m in tenant_service.members(session)}
-    people.update(agency.staff_for_client(g.workspace.tenant_id))
+    people = _people()
     current = approvals.policy_of(session)
     mode, steps, error = (current.mode if current else ApprovalMode.NONE), (current.steps if current else []), None
     if request.method == "POST":
@@ -253,7 +265,59 @@ def policy() -> Any:
             session.commit()
             flash("Approval policy saved. It applies to posts sent for approval from now on.", "success")
             return redirect(url_for("workspace.approval.policy"))
+    return _policy_page(mode, steps, people, error, ReviewerForm(formdata=None))
+
+
+def _people() -> dict[int, str]:
+    """Who can be named as an approver: this workspace's members and the agency's people working in it."""
+    people = {m.user_id: m.user.name for m in tenant_service.members(db.session())}
+    people.update(agency.staff_for_client(g.workspace.tenant_id))
+    return people
+
+
+def _policy_page(
+    mode: ApprovalMode, steps: list[dict[str, Any]], people: dict[int, str], error: str | None, reviewer: ReviewerForm
+) -> Any:
     rows = steps + [{"name": "", "rule": "any", "roles": [], "user_ids": []}] * (MAX_STEPS - len(steps))
-    return render_template(
-        "approvals/policy.html", mode=mode, steps=rows, people=people, roles=ROLE_CHOICES, error=error
-    ), (422 if error else 200)
+    page = render_template(
+        "approvals/policy.html",
+        mode=mode,
+        steps=rows,
+        people=people,
+        roles=ROLE_CHOICES,
+        error=error,
+        reviewer=reviewer,
+    )
+    return page, (422 if error or reviewer.errors else 200)
+
+
+@bp.post("/reviewers")
+@require_role(*TEAM_MANAGERS)
+def add_reviewer() -> Any:
+    """Name a reviewer by email: a free seat, no invitation to accept, no password; they act from emailed links."""
+    form = ReviewerForm()
+    if form.validate_on_submit():
+        try:
+            membership, created = tenant_service.add_reviewer(
+                db.session(), email=form.email.data or "", name=form.name.data or "", added_by=current_user
+            )
+        except tenant_service.MembershipError as exc:
+            db.session.rollback()
+            form.email.errors = [*form.email.errors, str(exc)]
+        else:
+            db.session.commit()
+            user = membership.user
+            mail.send(
+                user.email,
+                f"{g.workspace.name} added you as a reviewer on Multipost",
+                "reviewer_added",
+                name=user.name,
+                workspace=g.workspace.name,
+                added_by=current_user,
+                new_account=created,
+            )
+            flash(f"Added {user.name} ({user.email}) as a reviewer. Name them in a step below.", "success")
+            return redirect(url_for("workspace.approval.policy"))
+    current = approvals.policy_of(db.session())
+    mode, steps = (current.mode, current.steps) if current else (ApprovalMode.NONE, [])
+    return _policy_page(mode, steps, _people(), None, form)

@@ -6,18 +6,32 @@ reset answer the same either way and tell the real owner by email instead.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from flask import Blueprint, flash, redirect, render_template, request, url_for
-from flask_login import current_user, login_required, logout_user
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
+from flask import session as cookie_session
+from flask_login import current_user, login_required
 
 from saas import accounts, db, mail, ratelimit
-from saas.security import start_session
-from saas.web.forms import ConfirmForm, LoginForm, ResetPasswordForm, ResetRequestForm, SignupForm
+from saas.identity import events, notices, twofactor
+from saas.identity.events import EventKind
+from saas.security import end_session, start_session
+from saas.web.forms import (
+    ConfirmForm,
+    LoginForm,
+    ResetPasswordForm,
+    ResetRequestForm,
+    SignupForm,
+    TwoFactorForm,
+)
 from tenants import service as tenant_service
 from tenants.models import TokenPurpose, User
 
 bp = Blueprint("auth", __name__)
+
+# The signed-cookie key of a log-in waiting for its second factor (TWO_FACTOR_LOGIN_SECONDS to finish).
+PENDING_LOGIN = "pending_login"
 
 
 def _send_verification(user: User) -> None:
@@ -38,7 +52,7 @@ def _home_for(user: User) -> str:
     return url_for("account.workspaces")
 
 
-def _safe_next(target: str | None) -> str | None:
+def safe_next(target: str | None) -> str | None:
     # Only local paths: an absolute or scheme-relative URL would be an open redirect.
     if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
         return target
@@ -114,29 +128,106 @@ def login() -> Any:
         form.email.data = request.args["email"][:254]
     if form.validate_on_submit():
         ratelimit.hit("login", account=form.email.data)
-        user = accounts.authenticate(db.session(), form.email.data, form.password.data)
+        session = db.session()
+        user = accounts.authenticate(session, form.email.data, form.password.data)
+        next_page = safe_next(request.args.get("next"))
         if user is None:
+            known = accounts.user_by_email(session, form.email.data)
+            events.record(session, EventKind.LOGIN_FAILED, known.id if known else None)
+            session.commit()
             form.password.errors.append("Wrong email or password.")
         elif user.email_verified_at is None:
             # Only someone who knows the password learns the account is unconfirmed.
             _send_verification(user)
-            db.session.commit()
+            session.commit()
             form.email.errors.append("Please confirm your email address first. We have sent you a new link.")
+        elif twofactor.is_enabled(session, user.id):
+            session.commit()
+            # Half logged in: this names who is trying, for a few minutes, and grants nothing else.
+            cookie_session.clear()
+            cookie_session[PENDING_LOGIN] = {
+                "user_id": user.id,
+                "at": time.time(),
+                "remember": bool(form.remember.data),
+                "next": next_page,
+            }
+            return redirect(url_for("auth.two_factor"))
         else:
-            db.session.commit()
-            start_session(user)
-            return redirect(_safe_next(request.args.get("next")) or _home_for(user))
+            session.commit()
+            start_session(user, remember=bool(form.remember.data))
+            return redirect(next_page or _home_for(user))
     status = 200 if request.method == "GET" else 422
     return render_template("auth/login.html", form=form), status
+
+
+def _pending_login() -> dict[str, Any] | None:
+    pending = cookie_session.get(PENDING_LOGIN)
+    if not isinstance(pending, dict) or not isinstance(pending.get("at"), int | float):
+        return None
+    if time.time() - pending["at"] > current_app.config["TWO_FACTOR_LOGIN_SECONDS"]:
+        return None
+    return pending
+
+
+@bp.route("/login/two-factor", methods=["GET", "POST"])
+def two_factor() -> Any:
+    """The second step of logging in: nobody is logged in until the code is right."""
+    pending = _pending_login()
+    if pending is None:
+        cookie_session.pop(PENDING_LOGIN, None)
+        flash("Please log in again: the time to enter your code ran out.", "info")
+        return redirect(url_for("auth.login"))
+    form = TwoFactorForm()
+    if form.validate_on_submit():
+        user_id = pending["user_id"]
+        ratelimit.hit("two_factor", account=f"user:{user_id}")
+        session = db.session()
+        try:
+            method = twofactor.verify(session, user_id, form.code.data or "")
+        except twofactor.WrongCode as exc:
+            session.rollback()
+            events.record(session, EventKind.TWO_FACTOR_FAILED, user_id)
+            session.commit()
+            form.code.errors.append(str(exc))
+        else:
+            session.commit()
+            user = session.get(User, user_id)
+            assert user is not None  # cascades would have deleted the credential with the user
+            start_session(user, remember=bool(pending.get("remember")))
+            if method == "recovery":
+                notices.send(user, "A recovery code was used to log in")
+                left = twofactor.recovery_codes_left(session, user_id)
+                flash(
+                    f"You logged in with a recovery code; {left} left. If you lost your authenticator, "
+                    "set it up again under Profile and security.",
+                    "warning",
+                )
+            return redirect(safe_next(pending.get("next")) or _home_for(user))
+    status = 200 if request.method == "GET" else 422
+    return render_template("auth/two_factor.html", form=form), status
 
 
 @bp.post("/logout")
 @login_required
 def logout() -> Any:
     if ConfirmForm().validate_on_submit():
-        logout_user()
+        end_session()
         flash("You are logged out.", "info")
     return redirect(url_for("auth.login"))
+
+
+@bp.get("/email/confirm/<token>")
+def confirm_email_change(token: str) -> Any:
+    """The link mailed to a new address: it proves the address is theirs, then the account uses it."""
+    try:
+        user, old_email = accounts.change_email(db.session(), token)
+    except accounts.TokenError as exc:
+        db.session.rollback()
+        return render_template("auth/token_problem.html", message=str(exc), retry=url_for("account.profile")), 400
+    mail.send(old_email, "Your Multipost email address was changed", "email_changed", user=user, old_email=old_email)
+    db.session.commit()
+    flash(f"Your email address is now {user.email}.", "success")
+    return redirect(url_for("account.profile") if current_user.is_authenticated else url_for("auth.login"))
 
 
 @bp.route("/reset", methods=["GET", "POST"])
@@ -179,6 +270,10 @@ def reset_password(token: str) -> Any:
             ), 400
         else:
             db.session.commit()
+            if twofactor.is_enabled(db.session(), user.id):
+                # The emailed link proves the inbox, not the second factor: log in with both.
+                flash("Your password is changed. Log in with it and your authenticator code.", "success")
+                return redirect(url_for("auth.login", email=user.email))
             start_session(user)
             flash("Your password is changed, and you are logged out everywhere else.", "success")
             return redirect(_home_for(user))

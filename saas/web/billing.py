@@ -33,6 +33,7 @@ from saas.extensions import csrf
 from saas.notifications.service import admins, notify
 from saas.security import CONTENT_SECURITY_POLICY, TEAM_MANAGERS, require_role
 from saas.web.forms import ConfirmForm
+from saas.web.reauth import recent_auth_required
 from tenants.models import Tenant, TenantKind
 from tenants.scoping import system_session, tenant_session
 
@@ -135,6 +136,7 @@ def _managed_clients(agency_id: int) -> list[tuple[str, bool]]:
 
 @bp.post("/checkout")
 @require_role(*TEAM_MANAGERS)
+@recent_auth_required()
 def checkout() -> Any:
     _enabled_or_404()
     if not ConfirmForm().validate_on_submit():
@@ -202,6 +204,7 @@ def checkout_return() -> Any:
 
 @bp.post("/portal")
 @require_role(*TEAM_MANAGERS)
+@recent_auth_required()
 def portal() -> Any:
     """The Stripe Billing Portal: payment method, invoices, cancellation (Stripe asks for confirmation there)."""
     _enabled_or_404()

@@ -17,7 +17,7 @@ from flask import (
     session,
     url_for,
 )
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from publishers.errors import PublisherError
 from saas import db, mail
@@ -28,18 +28,22 @@ from saas.channels import oauth as oauth_connect
 from saas.channels.models import Channel
 from saas.sandbox import connect as sandbox_connect
 from saas.security import TEAM_MANAGERS, require_role
-from saas.web import connect_links as connect_link_views
 from saas.web.forms import BlueskyConnectForm, ConfirmForm, MastodonConnectForm
 from saas.web.offsite import continue_to
+from saas.web.signins import (
+    PENDING_MASTODON,
+    PENDING_OAUTH,
+    PICK_OAUTH,
+    STARTED_FROM,
+    mastodon_redirect_uri,
+    oauth_redirect_uri,
+)
 from tenants.models import Role
 
 bp = Blueprint("channels", __name__, url_prefix="/channels")
 # Mastodon registers one redirect URI per instance for every workspace, so the instance sends people
 # to this workspace-less address; it only forwards them to the workspace that started the sign-in.
 callbacks = Blueprint("channel_callbacks", __name__)
-PENDING_MASTODON = "mastodon_connect"
-PENDING_OAUTH = "oauth_connect"
-PICK_OAUTH = "oauth_pick"
 
 
 @bp.get("")
@@ -88,10 +92,6 @@ def reconnect(channel_id: int) -> Any:
     return redirect(url_for("workspace.channels.index"))
 
 
-def _mastodon_redirect_uri() -> str:
-    return current_app.config["PUBLIC_BASE_URL"] + url_for("channel_callbacks.mastodon_callback")
-
-
 def _refused(network: str, message: str) -> Any:
     return render_template("channels/connect_refused.html", network=network, message=message), 400
 
@@ -103,7 +103,7 @@ def mastodon() -> Any:
     if form.validate_on_submit():
         try:
             url, pending = mastodon_connect.start(
-                db.session(), g.workspace.slug, form.instance.data or "", _mastodon_redirect_uri()
+                db.session(), g.workspace.slug, form.instance.data or "", mastodon_redirect_uri()
             )
         except (mastodon_connect.ConnectRefused, PublisherError) as exc:
             form.instance.errors = [getattr(exc, "message", str(exc))]
@@ -112,7 +112,11 @@ def mastodon() -> Any:
             session[PENDING_MASTODON] = pending.to_session()
             return continue_to(url, "Mastodon")
     status = 422 if form.errors else 200
-    return render_template("channels/mastodon.html", form=form, local=current_app.config["MASTODON_LOCAL_URL"]), status
+    local = current_app.config["MASTODON_LOCAL_URL"]
+    back = url_for("workspace.channels.index")
+    return render_template(
+        "channels/mastodon.html", form=form, local=local, workspace=g.workspace.name, back=back
+    ), status
 
 
 @bp.get("/mastodon/callback")
@@ -126,7 +130,7 @@ def mastodon_finish() -> Any:
             g.workspace.slug,
             request.args.get("state", ""),
             request.args.get("code", ""),
-            _mastodon_redirect_uri(),
+            mastodon_redirect_uri(),
         )
     except (mastodon_connect.ConnectRefused, PublisherError) as exc:
         db.session.rollback()
@@ -137,9 +141,14 @@ def mastodon_finish() -> Any:
 
 
 @callbacks.get("/channels/mastodon/callback")
-@login_required
 def mastodon_callback() -> Any:
     pending = mastodon_connect.Pending.from_session(session.get(PENDING_MASTODON))
+    link_token = session.get(STARTED_FROM)
+    if pending is not None and link_token:
+        args = {k: v for k, v in request.args.items() if k in ("code", "state", "error")}
+        return redirect(url_for("connect_links.mastodon_finish", token=link_token, **args))
+    if not current_user.is_authenticated:
+        return current_app.login_manager.unauthorized()  # type: ignore[attr-defined]
     return _forward_callback(PENDING_MASTODON, pending.workspace if pending else None, "mastodon_finish", "Mastodon")
 
 
@@ -173,19 +182,18 @@ def bluesky() -> Any:
             return redirect(url_for("workspace.channels.index"))
     status = 422 if form.errors else 200
     local = current_app.config["BLUESKY_LOCAL_PDS_URL"]
-    return render_template("channels/bluesky.html", form=form, local=local), status
+    back = url_for("workspace.channels.index")
+    return render_template(
+        "channels/bluesky.html", form=form, local=local, workspace=g.workspace.name, back=back
+    ), status
 
 
 # -- X, LinkedIn, Facebook Pages, Instagram, Threads: one OAuth flow ------------------------------------------------
 
 
-def _oauth_redirect_uri() -> str:
-    return current_app.config["PUBLIC_BASE_URL"] + url_for("channel_callbacks.oauth_callback")
-
-
 def _start_oauth(network: str) -> Any:
     try:
-        url, pending = oauth_connect.start(g.workspace.slug, network, _oauth_redirect_uri())
+        url, pending = oauth_connect.start(g.workspace.slug, network, oauth_redirect_uri())
     except oauth_connect.ConnectRefused as exc:
         return _refused("The channel", str(exc))
     session[PENDING_OAUTH] = pending.to_session()
@@ -211,7 +219,7 @@ def oauth_finish() -> Any:
             g.workspace.slug,
             request.args.get("state", ""),
             request.args.get("code", ""),
-            _oauth_redirect_uri(),
+            oauth_redirect_uri(),
         )
     except (oauth_connect.ConnectRefused, PublisherError) as exc:
         return _refused(name, getattr(exc, "message", str(exc)))
@@ -248,7 +256,14 @@ def oauth_pick() -> Any:
             flash(f"Connected {', '.join('@' + c.handle for c in channels)} on {name}.", "success")
             return redirect(url_for("workspace.channels.index"))
     page = render_template(
-        "channels/pick.html", name=name, accounts=accounts, error=error, confirm=ConfirmForm(formdata=None)
+        "channels/pick.html",
+        name=name,
+        accounts=accounts,
+        error=error,
+        confirm=ConfirmForm(formdata=None),
+        workspace=g.workspace.name,
+        cancel_url=url_for("workspace.channels.index"),
+        cancel_label="Cancel and go back to Channels",
     )
     return page, 422 if error else 200
 
@@ -258,7 +273,7 @@ def oauth_callback() -> Any:
     """One redirect URI per network app for every workspace: forward to the workspace that started the sign-in,
     or to the connect link it was started from (no login there: the link is the permission)."""
     pending = oauth_connect.Pending.from_session(session.get(PENDING_OAUTH))
-    link_token = session.get(connect_link_views.STARTED_FROM)
+    link_token = session.get(STARTED_FROM)
     if pending is not None and link_token:
         args = {k: v for k, v in request.args.items() if k in ("code", "state", "error")}
         return redirect(url_for("connect_links.finish", token=link_token, **args))

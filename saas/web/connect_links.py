@@ -6,22 +6,32 @@ shared OAuth callback, which hands it to `finish` here when the sign-in was star
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, abort, current_app, make_response, render_template, request, session, url_for
+import sqlalchemy.orm as so
+from flask import Blueprint, abort, current_app, make_response, redirect, render_template, request, session, url_for
 
 from publishers.errors import PublisherError
+from saas.channels import bluesky as bluesky_connect
 from saas.channels import connect_links
+from saas.channels import mastodon as mastodon_connect
 from saas.channels import oauth as oauth_connect
-from saas.web.forms import ConfirmForm
+from saas.channels.models import Channel
+from saas.web.forms import BlueskyConnectForm, ConfirmForm, MastodonConnectForm
 from saas.web.offsite import continue_to
+from saas.web.signins import (
+    PENDING_MASTODON,
+    PENDING_OAUTH,
+    PICK_OAUTH,
+    STARTED_FROM,
+    mastodon_redirect_uri,
+    oauth_redirect_uri,
+)
 from tenants import tenant_session
 
 bp = Blueprint("connect_links", __name__, url_prefix="/connect")
-
-PENDING_OAUTH = "oauth_connect"  # the same key as the Channels page: one sign-in at a time per browser
-STARTED_FROM = "connect_link"
 
 
 def _grant(token: str) -> connect_links.Grant:
@@ -33,10 +43,6 @@ def _grant(token: str) -> connect_links.Grant:
 
 def _problem(message: str) -> Any:
     return make_response(render_template("review/problem.html", message=message), 404)
-
-
-def _redirect_uri() -> str:
-    return current_app.config["PUBLIC_BASE_URL"] + url_for("channel_callbacks.oauth_callback")
 
 
 @bp.get("/<token>")
@@ -54,7 +60,7 @@ def start(token: str) -> Any:
     if network not in oauth_connect.NETWORKS:
         abort(404)
     try:
-        url, pending = oauth_connect.start(grant.slug, network, _redirect_uri())
+        url, pending = oauth_connect.start(grant.slug, network, oauth_redirect_uri())
     except oauth_connect.ConnectRefused as exc:
         return _problem(str(exc))
     session[PENDING_OAUTH] = pending.to_session()
@@ -70,15 +76,124 @@ def finish(token: str) -> Any:
     name = oauth_connect.NETWORKS.get(pending.network if pending else "", "The network")
     try:
         accounts = oauth_connect.finish(
-            pending, grant.slug, request.args.get("state", ""), request.args.get("code", ""), _redirect_uri()
+            pending, grant.slug, request.args.get("state", ""), request.args.get("code", ""), oauth_redirect_uri()
         )
-        assert pending is not None
+    except (oauth_connect.ConnectRefused, PublisherError) as exc:
+        return _problem(getattr(exc, "message", str(exc)))
+    assert pending is not None
+    if len(accounts) == 1 and accounts[0].kind == "account":
+        return _connect(
+            grant, name, lambda db_session: [oauth_connect.connect(db_session, pending.network, accounts[0])]
+        )
+    # Several Pages or organisations: the person picks which ones this workspace may publish to.
+    session[PICK_OAUTH] = oauth_connect.offer(grant.slug, pending.network, accounts)
+    return redirect(url_for("connect_links.pick", token=token))
+
+
+@bp.route("/<token>/pick", methods=["GET", "POST"])
+def pick(token: str) -> Any:
+    grant = _grant(token)
+    pick_id = session.get(PICK_OAUTH)
+    try:
+        network, accounts = oauth_connect.offered(grant.slug, pick_id)
+    except oauth_connect.ConnectRefused as exc:
+        return _problem(str(exc))
+    name = oauth_connect.NETWORKS[network]
+    error = None
+    if request.method == "POST":
+        if not ConfirmForm().validate_on_submit():
+            abort(400)
+        chosen = request.form.getlist("account")
+        if chosen:
+            done = _connect(grant, name, lambda db_session: oauth_connect.take(db_session, grant.slug, pick_id, chosen))
+            session.pop(PICK_OAUTH, None)
+            return done
+        error = "Tick at least one account to connect."
+    page = render_template(
+        "channels/pick.html",
+        name=name,
+        accounts=accounts,
+        error=error,
+        confirm=ConfirmForm(formdata=None),
+        workspace=grant.workspace,
+        cancel_url=url_for("connect_links.page", token=token),
+        cancel_label="Cancel and start again",
+    )
+    return page, 422 if error else 200
+
+
+REFUSALS = (oauth_connect.ConnectRefused, mastodon_connect.ConnectRefused, PublisherError, connect_links.LinkProblem)
+
+
+def _connect(grant: connect_links.Grant, name: str, connect: Callable[[so.Session], list[Channel]]) -> Any:
+    """Store the accounts and spend the link in one transaction: a link spent meanwhile stores nothing."""
+    try:
         with tenant_session(grant.tenant_id) as db_session:
             connect_links.use(db_session, grant.link_id, datetime.now(UTC))
-            # Everything this sign-in may publish to: the person chose the account on the network itself.
-            channels = [oauth_connect.connect(db_session, pending.network, account) for account in accounts]
+            handles = ", ".join("@" + c.handle for c in connect(db_session))
             db_session.commit()
-            handles = ", ".join("@" + c.handle for c in channels)
-    except (oauth_connect.ConnectRefused, PublisherError, connect_links.LinkProblem) as exc:
+    except REFUSALS as exc:
         return _problem(getattr(exc, "message", str(exc)))
     return render_template("channels/connect_link_done.html", grant=grant, name=name, handles=handles)
+
+
+# -- Mastodon (the person's own server) and Bluesky (an app password typed here, never seen by the agency) --
+
+
+@bp.route("/<token>/mastodon", methods=["GET", "POST"])
+def mastodon(token: str) -> Any:
+    grant = _grant(token)
+    form = MastodonConnectForm()
+    if form.validate_on_submit():
+        try:
+            with tenant_session(grant.tenant_id) as db_session:
+                url, pending = mastodon_connect.start(
+                    db_session, grant.slug, form.instance.data or "", mastodon_redirect_uri()
+                )
+                db_session.commit()  # the app registration, kept whether or not the person approves
+        except (mastodon_connect.ConnectRefused, PublisherError) as exc:
+            form.instance.errors = [getattr(exc, "message", str(exc))]
+        else:
+            session[PENDING_MASTODON] = pending.to_session()
+            session[STARTED_FROM] = token
+            return continue_to(url, "Mastodon")
+    local = current_app.config["MASTODON_LOCAL_URL"]
+    back = url_for("connect_links.page", token=token)
+    page = render_template("channels/mastodon.html", form=form, local=local, workspace=grant.workspace, back=back)
+    return page, 422 if form.errors else 200
+
+
+@bp.get("/<token>/mastodon/finish")
+def mastodon_finish(token: str) -> Any:
+    grant = _grant(token)
+    pending = mastodon_connect.Pending.from_session(session.pop(PENDING_MASTODON, None))
+    session.pop(STARTED_FROM, None)
+    state, code = request.args.get("state", ""), request.args.get("code", "")
+    redirect_uri = mastodon_redirect_uri()
+    return _connect(
+        grant, "Mastodon", lambda s: [mastodon_connect.finish(s, pending, grant.slug, state, code, redirect_uri)]
+    )
+
+
+@bp.route("/<token>/bluesky", methods=["GET", "POST"])
+def bluesky(token: str) -> Any:
+    grant = _grant(token)
+    form = BlueskyConnectForm(data={"pds_url": bluesky_connect.default_pds()})
+    if form.validate_on_submit():
+        identifier, password, pds = form.identifier.data or "", form.app_password.data or "", form.pds_url.data or ""
+        try:
+            with tenant_session(grant.tenant_id) as db_session:
+                connect_links.use(db_session, grant.link_id, datetime.now(UTC))
+                channel = bluesky_connect.connect(db_session, identifier, password, pds)
+                db_session.commit()
+        except PublisherError as exc:
+            form.app_password.errors = [exc.message]
+        except connect_links.LinkProblem as exc:
+            return _problem(str(exc))
+        else:
+            handles = "@" + channel.handle
+            return render_template("channels/connect_link_done.html", grant=grant, name="Bluesky", handles=handles)
+    local = current_app.config["BLUESKY_LOCAL_PDS_URL"]
+    back = url_for("connect_links.page", token=token)
+    page = render_template("channels/bluesky.html", form=form, local=local, workspace=grant.workspace, back=back)
+    return page, 422 if form.errors else 200

@@ -115,6 +115,34 @@ class LoginForm(FlaskForm):
         validators=[InputRequired("Enter your password.")],
         render_kw={"autocomplete": "current-password"},
     )
+    remember = BooleanField("Keep me logged in")  # the page names how long (REMEMBER_ME_LIFETIME)
+
+
+def _second_factor_field() -> StringField:
+    return StringField(
+        "Code",
+        validators=[Length(max=40, message="That is longer than any code we issue.")],
+        filters=[lambda v: v.strip() if isinstance(v, str) else v],
+        description="The 6-digit code from your authenticator app, or one of your recovery codes.",
+        render_kw={"autocomplete": "one-time-code", "maxlength": 40, "autocapitalize": "none", "spellcheck": "false"},
+    )
+
+
+class TwoFactorForm(FlaskForm):
+    code = _second_factor_field()
+
+
+class ReauthForm(FlaskForm):
+    password = PasswordField(
+        "Password",
+        validators=[InputRequired("Enter your password.")],
+        render_kw={"autocomplete": "current-password"},
+    )
+    code = _second_factor_field()
+
+
+class ChangeEmailForm(FlaskForm):
+    email = _email_field("New email address")
 
 
 class ResetRequestForm(FlaskForm):
@@ -155,6 +183,11 @@ class InviteForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES, default=Role.EDITOR.value)
 
 
+class ReviewerForm(FlaskForm):
+    name = _name_field("Their name", "Enter the reviewer's name.")
+    email = _email_field("Their email address")
+
+
 class RoleForm(FlaskForm):
     role = SelectField("Role", choices=ROLE_CHOICES)
 
@@ -167,6 +200,10 @@ class AcceptInvitationForm(FlaskForm):
 class WorkspaceSettingsForm(_TimezoneForm):
     name = _name_field("Workspace name", "Enter a name for the workspace.")
     timezone = _timezone_field("Workspace time zone")
+    require_two_factor = BooleanField(
+        "Require two-factor authentication",
+        description="Members without it are asked to set it up before they can open this workspace.",
+    )
 
 
 class ConfirmForm(FlaskForm):

@@ -11,7 +11,6 @@ from flask_login import current_user
 from publishers import capabilities
 from saas import db, timezones
 from saas.approvals import service as approval_service
-from saas.approvals.models import ApprovalMode
 from saas.extensions import redis_client
 from saas.media import service as media_service
 from saas.posts import counting, recurrence, remote_delete, service
@@ -76,8 +75,10 @@ def _compose(post: Post | None) -> Any:
     media_ids, media_overrides = composer.media_of(post) if request.method == "GET" else composer.posted_media()
     zone = composer.entry_zone(channels, form.channels.data)
     error: ComposeError | None = None
+    action = request.form.get("action")
     if form.validate_on_submit():
-        save = service.save_draft if request.form.get("action") == "draft" else service.schedule_post
+        save = service.save_draft if action == "draft" else service.schedule_post
+        options = {"request_approval": False} if action == "approval" else {}
         try:
             saved = save(
                 db.session(),
@@ -87,7 +88,14 @@ def _compose(post: Post | None) -> Any:
                 schedule=composer.schedule_from(form, channels),
                 extras=composer.extras_from(form),  # ComposeError too: a repeat rule that cannot be used
                 post_id=post.id if post else None,
+                **options,
             )
+            if action == "approval":
+                approval_service.submit(db.session(), [saved.id], current_user.id)
+        except approval_service.ApprovalError as exc:
+            db.session.rollback()
+            error = ComposeError("text", str(exc))
+            form.text.errors = [*form.text.errors, str(exc)]
         except ComposeError as exc:
             db.session.rollback()
             error = exc
@@ -96,7 +104,7 @@ def _compose(post: Post | None) -> Any:
                 field.errors = [*field.errors, exc.message]
         else:
             db.session.commit()
-            if request.form.get("action") == "queue" and saved.scheduled_at:
+            if action == "queue" and saved.scheduled_at:
                 when = timezones.format_local(saved.scheduled_at, zone)
                 flash(f"Added to the queue: the first channel's slot is {when}.", "success")
             elif saved.state is PostState.DRAFT:
@@ -119,7 +127,7 @@ def _compose(post: Post | None) -> Any:
         error=error,
         zone=zone,
         networks={c.network: capabilities.for_network(c.network) for c in channels},
-        approval_required=approval_service.mode_of(db.session()) is ApprovalMode.REQUIRED,
+        approval_mode=approval_service.mode_of(db.session()),
     ), status
 
 

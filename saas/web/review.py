@@ -12,12 +12,13 @@ import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import Blueprint, abort, flash, make_response, redirect, render_template, request, url_for
 
-from saas import db
+from saas import db, timezones
 from saas.approvals import service as approvals
 from saas.approvals.models import Verdict
+from saas.posts import previews
 from saas.posts.models import Post, PostTarget
 from tenants import bind_tenant
-from tenants.models import Tenant
+from tenants.models import Tenant, User
 
 bp = Blueprint("review", __name__, url_prefix="/review")
 
@@ -47,8 +48,12 @@ def page(token: str) -> Any:
     deciding = {p.id for p in posts if approvals.may_decide(session, requests[p.id], grant.user_id)}
     shared = {p.id: approvals.comments(session, p.id, include_internal=False) for p in posts}
     tenant = session.get(Tenant, grant.tenant_id)
+    reviewer = session.get(User, grant.user_id)
+    zone = reviewer.timezone if reviewer else "UTC"  # the reader is not logged in: the reviewer's own zone
     return render_template(
         "review/page.html",
+        when={p.id: timezones.format_local(p.scheduled_at, zone) for p in posts},
+        previews={p.id: [previews.preview(t) for t in p.targets] for p in posts},
         token=token,
         posts=posts,
         requests=requests,

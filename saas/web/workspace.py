@@ -13,6 +13,7 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from flask_login import current_user
 
 from saas import audit, db
+from saas.identity import twofactor
 from saas.security import TEAM_MANAGERS
 from saas.web.forms import WorkspaceSettingsForm
 from tenants import bind_tenant
@@ -44,6 +45,9 @@ def _enter_workspace() -> Any:
     workspace = tenant_service.find_workspace(current_user.id, g.workspace_slug)
     if workspace is None:
         abort(404)  # not 403: never confirm that another tenant's workspace exists
+    if workspace.requires_two_factor and not twofactor.is_enabled(db.session(), current_user.id):
+        # Only this workspace (or this agency's clients) asks it; their other workspaces stay open.
+        return redirect(url_for("account.two_factor", required=workspace.slug))
     bind_tenant(db.session(), workspace.tenant_id)
     g.workspace = workspace
     return None
@@ -83,11 +87,18 @@ def settings() -> Any:
         if not can_edit:
             abort(403)
         if form.validate_on_submit():
-            tenant.name = form.name.data
-            tenant.timezone = form.timezone.data
-            db.session.commit()
-            flash("Workspace settings saved.", "success")
-            return redirect(url_for("workspace.settings"))
+            if form.require_two_factor.data and not twofactor.is_enabled(db.session(), current_user.id):
+                # Otherwise the first person sent to set it up would be the one who asked for it.
+                form.require_two_factor.errors.append(
+                    "Turn on two-factor authentication for your own account first (Profile and security)."
+                )
+            else:
+                tenant.name = form.name.data
+                tenant.timezone = form.timezone.data
+                tenant.require_two_factor = bool(form.require_two_factor.data)
+                db.session.commit()
+                flash("Workspace settings saved.", "success")
+                return redirect(url_for("workspace.settings"))
     status = 422 if request.method == "POST" else 200
     managing = db.session.get(Tenant, tenant.managed_by_id) if tenant.managed_by_id else None
     return render_template(

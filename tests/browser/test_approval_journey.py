@@ -64,6 +64,10 @@ def test_staff_draft_reviewer_requests_change_then_approves_and_it_publishes(
         expect(page.get_by_role("note")).to_contain_text("Northwind Social for Bluebell Bakery")
         page.get_by_label("Text").fill("Fresh rye every morning")
         page.get_by_label(re.compile("Bluebell")).first.check()
+        page.get_by_role("button", name="Save draft").click()
+        expect(page.get_by_role("status")).to_contain_text("Draft saved")
+        assert outbox.to(REVIEWER) == []  # a draft asks nobody yet
+        page.get_by_role("link", name="Edit and schedule").click()
         page.get_by_label("Publish now").check()
         page.get_by_role("button", name="Submit for approval").click()
         expect(page.get_by_role("status")).to_contain_text("Sent for approval")
@@ -97,7 +101,7 @@ def test_staff_draft_reviewer_requests_change_then_approves_and_it_publishes(
         page.reload()
         target = page.locator("section.target")
         expect(target).to_contain_text("Published")
-        expect(page.locator("#approval")).to_contain_text("Rosa Reviewer approved revision 2")
+        expect(page.locator("#approval")).to_contain_text("Rosa Reviewer approved revision 3")
         target.get_by_role("link", name="view the post").click()
         expect(page.get_by_text("Fresh rye every morning, baked at 6am")).to_be_visible()
     finally:
