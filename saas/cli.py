@@ -16,6 +16,7 @@ def init_app(app: Flask) -> None:
     app.cli.add_command(rotate_keys)
     app.cli.add_command(approval_reminders)
     app.cli.add_command(new_encryption_key)
+    app.cli.add_command(prune_sessions)
 
 
 @click.command()
@@ -102,3 +103,16 @@ def approval_reminders() -> None:
     from saas.approvals.reminders import send_reminders
 
     click.echo(f"{send_reminders(datetime.now(UTC))} reminders sent.")
+
+
+@click.command("prune-sessions")
+@with_appcontext
+def prune_sessions() -> None:
+    """Delete log-in sessions that ended more than 30 days ago (run it daily, e.g. from cron)."""
+    from saas import db
+    from saas.identity import sessions
+
+    with db.new_session() as session:
+        deleted = sessions.prune(session)
+        session.commit()
+    click.echo(f"Deleted {deleted} ended session(s).")
