@@ -40,6 +40,17 @@ ACTIONS = {
     "workspace.agency.end": "Stopped managing a client",
     "workspace.agency.invite_existing": "Invited a business to be managed",
     "workspace.channels.send_connect_link": "Sent a link to connect an account",
+    "workspace.api_tokens.create": "Created an API token",
+    "workspace.api_tokens.revoke": "Revoked an API token",
+    "workspace.webhooks.new": "Added a webhook endpoint",
+    "workspace.webhooks.update": "Changed a webhook endpoint",
+    "workspace.webhooks.enable": "Switched a webhook endpoint on",
+    "workspace.webhooks.disable": "Switched a webhook endpoint off",
+    "workspace.webhooks.delete": "Deleted a webhook endpoint",
+    "workspace.webhooks.send_test": "Sent a test webhook event",
+    "workspace.webhooks.reveal_secret": "Revealed a webhook signing secret",
+    "workspace.webhooks.rotate_secret": "Rotated a webhook signing secret",
+    "workspace.webhooks.replay": "Resent a webhook delivery",
 }
 
 
@@ -70,16 +81,25 @@ def describe(endpoint: str | None) -> str:
 
 
 def record(
-    session: so.Session, workspace: Workspace, user_id: int, user_name: str, endpoint: str | None, path: str
+    session: so.Session,
+    workspace: Workspace,
+    user_id: int,
+    user_name: str,
+    endpoint: str | None,
+    path: str,
+    action: str | None = None,
 ) -> None:
-    """One entry for a change just committed in `workspace` (the session is bound to it)."""
+    """One entry for a change just committed in `workspace` (the session is bound to it).
+
+    `action` says what happened in words when there is no page endpoint to describe it (the API, the CLI).
+    """
     session.add(
         AuditEntry(
             actor_id=user_id,
             actor_name=user_name,
             agency_id=workspace.agency_id,
             agency_name=workspace.agency_name,
-            action=describe(endpoint)[:200],
+            action=(action or describe(endpoint))[:200],
             path=path[:500],
         )
     )

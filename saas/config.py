@@ -85,6 +85,10 @@ def load() -> dict[str, Any]:
         "PUBLISH_THREADS": int(_env("PUBLISH_THREADS", "32") or 32),
         "PUBLISH_MAX_ATTEMPTS": int(_env("PUBLISH_MAX_ATTEMPTS", "6") or 6),
         "NETWORK_TIMEOUT_SECONDS": float(_env("NETWORK_TIMEOUT_SECONDS", "20") or 20),
+        # Outgoing webhooks: how long a receiver may take, and how many days of failing switch an endpoint off.
+        "WEBHOOK_TIMEOUT_SECONDS": float(_env("WEBHOOK_TIMEOUT_SECONDS", "10") or 10),
+        "WEBHOOK_DISABLE_AFTER_DAYS": int(_env("WEBHOOK_DISABLE_AFTER_DAYS", "3") or 3),
+        "WEBHOOK_LOG_DAYS": int(_env("WEBHOOK_LOG_DAYS", "30") or 30),  # events and their delivery log kept
         "PRODUCTION": is_production(),
         "DATABASE_URL": normalise_database_url(database_url) if database_url else None,
         # Row-level security (saas/rls.py): the app role above is subject to it; the system role (BYPASSRLS) serves
@@ -125,6 +129,8 @@ def load() -> dict[str, Any]:
         "RESET_LIMIT_PER_ACCOUNT": _env("RESET_LIMIT_PER_ACCOUNT", "3 per hour"),
         "RESET_LIMIT_PER_IP": _env("RESET_LIMIT_PER_IP", "20 per hour"),
         "SIGNUP_LIMIT_PER_IP": _env("SIGNUP_LIMIT_PER_IP", "20 per hour"),
+        # Requests each API token may make (a fixed window in Redis); answered with RateLimit-* headers and 429.
+        "API_RATE_LIMIT": _env("API_RATE_LIMIT", "600 per minute"),
         "TRUSTED_PROXIES": int(_env("TRUSTED_PROXIES", "0") or 0),
         "PORT": int(_env("PORT", "5000") or 5000),
         "WEB_CONCURRENCY": int(_env("WEB_CONCURRENCY", "2") or 2),

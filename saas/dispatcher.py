@@ -22,6 +22,8 @@ LAST_TICK_KEY = "dispatcher:last_tick"
 TICK_SECONDS = 1.0
 REMINDERS_KEY = "dispatcher:approval_reminders"
 REMINDERS_SECONDS = 600
+WEBHOOK_PRUNE_KEY = "dispatcher:webhook_prune"
+WEBHOOK_PRUNE_SECONDS = 3600
 
 
 def record_tick(connection: redis.Redis, at: datetime) -> None:
@@ -38,14 +40,18 @@ def tick(connection: redis.Redis) -> None:
     from saas.approvals.reminders import send_reminders
     from saas.posts.recurrence import advance_all
     from saas.publishing.dispatch import dispatch_due_targets
+    from saas.webhooks.delivery import dispatch_due_deliveries, prune_old_events
 
     now = datetime.now(UTC)
     record_tick(connection, now)
     advance_all(now)  # the next occurrence of a repeating post, once the current one is due
     dispatch_due_targets(connection)
+    dispatch_due_deliveries(connection)  # webhook events whose (next) attempt is due
     # Approval reminders every few minutes from whichever clock gets there first (each is sent only once).
     if connection.set(REMINDERS_KEY, now.isoformat(), nx=True, ex=REMINDERS_SECONDS):
         send_reminders(now)
+    if connection.set(WEBHOOK_PRUNE_KEY, now.isoformat(), nx=True, ex=WEBHOOK_PRUNE_SECONDS):
+        prune_old_events()  # hourly, from whichever clock gets there first
 
 
 def run_forever(

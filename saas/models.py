@@ -1,6 +1,7 @@
 """Every model, imported once so SQLAlchemy and Alembic see the whole schema."""
 
 from billing.models import StripeEvent, Subscription
+from saas.api.models import ApiToken, IdempotentResponse
 from saas.approvals.models import ApprovalDecision, ApprovalPolicy, ApprovalRequest, PostComment, ReviewLink
 from saas.channels.models import Channel, ConnectLink, MastodonApp, NetworkPause
 from saas.identity.models import AccountEvent, RecoveryCode, TwoFactorCredential, UserSession
@@ -10,6 +11,7 @@ from saas.posts.ical import CalendarFeed
 from saas.posts.models import Post, PostTarget, PublishAttempt
 from saas.posts.queue import PostingSlot
 from saas.sandbox.models import SandboxAccount, SandboxIdempotencyKey, SandboxPost
+from saas.webhooks.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookEvent
 from tenants.models import (
     AuditEntry,
     Invitation,
@@ -26,6 +28,8 @@ __all__ = [
     "RecoveryCode",
     "TwoFactorCredential",
     "UserSession",
+    "ApiToken",
+    "IdempotentResponse",
     "ApprovalDecision",
     "AuditEntry",
     "ApprovalPolicy",
@@ -55,4 +59,8 @@ __all__ = [
     "Tenant",
     "User",
     "UserToken",
+    "WebhookAttempt",
+    "WebhookDelivery",
+    "WebhookEndpoint",
+    "WebhookEvent",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 
 from flask import current_app, request
 from limits import parse
@@ -22,16 +23,48 @@ class TooManyAttempts(Exception):
         super().__init__(f"Too many attempts. Please wait {minutes} minute{'s' if minutes != 1 else ''} and try again.")
 
 
-def _limiter() -> MovingWindowRateLimiter:
-    limiter = current_app.extensions.get("ratelimiter")
-    if limiter is None:
-        storage = RedisStorage(
+def _storage() -> RedisStorage:
+    storage = current_app.extensions.get("ratelimit_storage")
+    if storage is None:
+        storage = current_app.extensions["ratelimit_storage"] = RedisStorage(
             current_app.config["REDIS_URL"],
             connection_pool=redis_client().connection_pool,
             key_prefix="ratelimit",
         )
-        limiter = current_app.extensions["ratelimiter"] = MovingWindowRateLimiter(storage)
+    return storage
+
+
+def _limiter() -> MovingWindowRateLimiter:
+    limiter = current_app.extensions.get("ratelimiter")
+    if limiter is None:
+        limiter = current_app.extensions["ratelimiter"] = MovingWindowRateLimiter(_storage())
     return limiter
+
+
+@dataclass(frozen=True)
+class Budget:
+    """Where a caller stands in its window, for the `RateLimit-*` headers."""
+
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_seconds: int
+
+
+def api_hit(token_id: int) -> Budget:
+    """Count one API request of a token against `API_RATE_LIMIT`: a fixed window, one Redis round trip.
+
+    The `limits` parser reads the setting; the counting is a plain INCR so the hot path pays one call.
+    """
+    item = parse(current_app.config["API_RATE_LIMIT"])
+    window = item.get_expiry()
+    key = f"ratelimit:api:{token_id}:{int(time.time() // window)}"
+    pipe = redis_client().pipeline(transaction=True)
+    pipe.set(key, 0, ex=window, nx=True)  # the window's counter, expiring with it (EXPIRE NX needs Redis 7)
+    pipe.incr(key)
+    count = int(pipe.execute()[1])
+    reset = window - int(time.time() % window)
+    return Budget(count <= item.amount, item.amount, max(0, item.amount - count), max(1, reset))
 
 
 def client_ip() -> str:

@@ -166,6 +166,12 @@ def find_workspace(user_id: int, slug: str) -> Workspace | None:
         return _client_workspace(client, role, managing)
 
 
+def workspace_view(tenant: Tenant, role: Role, managing: Tenant | None = None) -> Workspace:
+    """The workspace as `find_workspace` describes it: a member's own, or (with `managing`, its agency) a client
+    entered by its agency's staff. For callers that resolved the role themselves (the API's tokens)."""
+    return _workspace(tenant, role) if managing is None else _client_workspace(tenant, role, managing)
+
+
 def _workspace(tenant: Tenant, role: Role) -> Workspace:
     return Workspace(
         tenant.id,

@@ -144,3 +144,15 @@ def encryption_keys(app: Flask, keys: str) -> Iterator[None]:
     finally:
         app.config["ENCRYPTION_KEYS"] = old_keys
         app.extensions.pop("keyring", None)
+
+
+@_in_app
+def make_api_token(tenant: Tenant, user: User, scopes: tuple[str, ...] = ("read", "write", "approve")) -> str:
+    """A live API token of `tenant` acting as `user` (a member); returns the secret."""
+    from saas.api import tokens
+
+    with db.new_session() as session:
+        bind_tenant(session, tenant.id)
+        _token, secret = tokens.create(session, name="test", scopes=scopes, user_id=user.id, created_by_id=user.id)
+        session.commit()
+        return secret

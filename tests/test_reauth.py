@@ -183,3 +183,23 @@ def test_changing_email_needs_a_recent_password(client, outbox):
     response = client.submit("/account/email", {"email": "new@example.com"}, page="/account")
     assert response.headers["Location"].startswith("/account/confirm")
     assert outbox.to("new@example.com") == []
+
+
+def test_api_tokens_ask_for_the_password_when_it_is_stale(client):
+    from saas.api.models import ApiToken
+    from tenants import tenant_session
+    from tests.factories import make_api_token
+
+    tenant, owner = make_workspace()
+    make_api_token(tenant, owner)
+    client.log_in(owner.email, PASSWORD)
+    age_sessions(owner.id, **STALE)
+    page = f"/w/{tenant.slug}/settings/api-tokens"
+    with app_context(), tenant_session(tenant.id) as session:
+        [token] = session.query(ApiToken).all()
+    for path, data in (("", {"name": "Zapier", "scopes": "read"}), (f"/{token.id}/revoke", {})):
+        response = client.submit(f"{page}{path}", data, page=page)
+        assert response.status_code == 302
+        assert response.headers["Location"].startswith("/account/confirm?next=")
+    with app_context(), tenant_session(tenant.id) as session:  # nothing made, nothing revoked
+        assert [(t.id, t.revoked_at) for t in session.query(ApiToken).all()] == [(token.id, None)]

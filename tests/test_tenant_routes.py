@@ -16,6 +16,8 @@ from PIL import Image
 
 from publishers.base import Credentials, Profile
 from saas import db
+from saas.api import tokens as api_tokens
+from saas.api.models import ApiToken
 from saas.approvals import service as approvals
 from saas.approvals.models import PostComment, ReviewLink
 from saas.channels import service as channel_service
@@ -24,6 +26,8 @@ from saas.media import service as media_service
 from saas.posts import ical, queue
 from saas.posts import service as post_service
 from saas.posts.models import Post, PostTarget
+from saas.webhooks import service as webhook_service
+from saas.webhooks.models import WebhookDelivery, WebhookEndpoint
 from tenants import service as tenant_service
 from tenants import system_session
 from tenants.models import Invitation, Membership, Role, Tenant
@@ -72,6 +76,13 @@ def _victim(**tenant_kwargs):
         slot = queue.add_slot(session, channel.id, 0, time(9, 0))
         feed, _token = ical.create(session, owner.id, datetime.now(UTC))
         _raw, link = approvals.issue_link(session, owner.id, [post.id], owner.id)
+        token, _secret = api_tokens.create(
+            session, name="Victim's CMS", scopes=["read"], user_id=owner.id, created_by_id=owner.id
+        )
+        endpoint, _secret = webhook_service.create(
+            session, webhook_service.EndpointInput("https://victim.example/hooks", ("post.published",)), owner.id
+        )
+        delivery = webhook_service.send_test(session, endpoint.id)
         session.commit()
         membership_id = session.scalar(sa.select(Membership.id).where(Membership.user_id == member.id))
         target_id = session.scalar(sa.select(PostTarget.id).where(PostTarget.post_id == post.id))
@@ -86,7 +97,10 @@ def _victim(**tenant_kwargs):
         "slot_id": slot.id,
         "feed_id": feed.id,
         "link_id": link.id,
+        "token_id": token.id,
         "client_id": tenant.id,
+        "endpoint_id": endpoint.id,
+        "delivery_id": delivery.id,
     }
 
 
@@ -128,6 +142,32 @@ def _snapshot(tenant_id: int) -> dict[str, list[tuple]]:
                 tuple(r)
                 for r in session.execute(
                     sa.select(ReviewLink.id, ReviewLink.revoked_at).where(ReviewLink.tenant_id == tenant_id)
+                )
+            ],
+            "api_tokens": [
+                tuple(r)
+                for r in session.execute(
+                    sa.select(ApiToken.id, ApiToken.name, ApiToken.revoked_at).where(ApiToken.tenant_id == tenant_id)
+                )
+            ],
+            "webhook_endpoints": [
+                tuple(r)
+                for r in session.execute(
+                    sa.select(
+                        WebhookEndpoint.id,
+                        WebhookEndpoint.url,
+                        WebhookEndpoint.events,
+                        WebhookEndpoint.enabled,
+                        WebhookEndpoint.secret_sealed,
+                    ).where(WebhookEndpoint.tenant_id == tenant_id)
+                )
+            ],
+            "webhook_deliveries": [
+                tuple(r)
+                for r in session.execute(
+                    sa.select(WebhookDelivery.id, WebhookDelivery.state, WebhookDelivery.next_attempt_at).where(
+                        WebhookDelivery.tenant_id == tenant_id
+                    )
                 )
             ],
             "comments": [

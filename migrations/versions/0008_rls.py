@@ -1,7 +1,7 @@
 """row-level security: every table with a tenant_id admits only the rows of the transaction's app.tenant_id
 
 Revision ID: 0008_rls
-Revises: 0008_twofa
+Revises: 0010_webhooks
 Create Date: 2026-11-26 06:10:00
 
 Later migrations that create a tenant table call `saas.rls.enable_tenant_rls(table)`;
@@ -13,12 +13,14 @@ from collections.abc import Sequence
 from saas.rls import BILLING_RELATIVES, disable_tenant_rls, enable_tenant_rls
 
 revision: str = "0008_rls"
-down_revision: str | Sequence[str] | None = "0008_twofa"
+down_revision: str | Sequence[str] | None = "0010_webhooks"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 # The tenant tables at this revision (every table with a tenant_id column but `tenants`, which has none).
 TENANT_TABLES = (
+    "api_idempotent_responses",
+    "api_tokens",
     "approval_decisions",
     "approval_policies",
     "approval_requests",
@@ -38,6 +40,10 @@ TENANT_TABLES = (
     "publish_attempts",
     "review_links",
     "staff_assignments",
+    "webhook_attempts",
+    "webhook_deliveries",
+    "webhook_endpoints",
+    "webhook_events",
 )
 
 

@@ -31,6 +31,7 @@ from saas.approvals.models import (
 )
 from saas.notifications.service import notify
 from saas.posts.models import Post, PostState
+from saas.webhooks import events as webhook_events
 from tenants import agency, tokens
 from tenants.models import Membership, Role, Tenant, TenantKind, User
 from tenants.scoping import bound_tenant_id
@@ -161,6 +162,8 @@ def submit(session: so.Session, post_ids: Sequence[int], submitted_by_id: int | 
         post.state = PostState.IN_REVIEW
         requests.append(request)
     session.flush()
+    for request in requests:
+        webhook_events.approval(session, "approval.requested", request)
     _ask_step(session, requests, submitted_by_id)
     return requests
 
@@ -274,6 +277,7 @@ def decide(
         request.decided_at = utcnow()
         post.state = PostState.CHANGES_REQUESTED
         _tell_author(session, post, request, f"{name} asked for changes", comment)
+        webhook_events.approval(session, "approval.changes_requested", request, by=name, comment=comment)
     elif _step_complete(session, request, step):
         if request.step + 1 < len(request.steps):
             request.step += 1
@@ -284,6 +288,7 @@ def decide(
             # Approved and timed: it is scheduled again (its targets never stopped waiting for their time).
             post.state = PostState.SCHEDULED if post.scheduled_at is not None else PostState.APPROVED
             _tell_author(session, post, request, f"{name} approved a post", comment)
+            webhook_events.approval(session, "approval.approved", request, by=name, comment=comment)
     session.flush()
     return request
 

@@ -95,6 +95,11 @@ def channel(session: so.Session, channel_id: int) -> Channel:
     return found
 
 
+def existing_ids(session: so.Session, channel_ids: list[int]) -> set[int]:
+    """Which of these ids are channels of the session's workspace."""
+    return set(session.scalars(sa.select(Channel.id).where(Channel.id.in_(channel_ids)))) if channel_ids else set()
+
+
 def channels(session: so.Session) -> list[Channel]:
     return list(session.scalars(sa.select(Channel).order_by(Channel.network, sa.func.lower(Channel.handle))))
 
@@ -118,11 +123,16 @@ def _sealed_columns() -> tuple[_SealedColumn, ...]:
     from saas.channels.models import MastodonApp
     from saas.identity.models import TwoFactorCredential
     from saas.identity.twofactor import secret_bound_to
+    from saas.webhooks.models import WebhookEndpoint
+    from saas.webhooks.service import secret_bound_to as webhook_secret_bound_to
 
     return (
         _SealedColumn(Channel, "credentials_sealed", _bound_to),
         _SealedColumn(MastodonApp, "client_secret_sealed", lambda row: app_secret_bound_to(row.instance_url)),
         _SealedColumn(TwoFactorCredential, "secret_sealed", lambda row: secret_bound_to(row.user_id), key="user_id"),
+        # A webhook endpoint's signing secret, and the previous one while a secret change is in its grace period.
+        _SealedColumn(WebhookEndpoint, "secret_sealed", webhook_secret_bound_to),
+        _SealedColumn(WebhookEndpoint, "previous_secret_sealed", webhook_secret_bound_to),
     )
 
 

@@ -137,7 +137,7 @@ def window(
         .order_by(Post.scheduled_at, Post.id)
         .limit(limit)
     )
-    return _entries(session, _filtered(query, filters), zone, filters)
+    return _entries(session, filtered(query, filters), zone, filters)
 
 
 def unscheduled_drafts(session: so.Session, filters: Filters = Filters(), limit: int = 50) -> list[Entry]:
@@ -147,10 +147,10 @@ def unscheduled_drafts(session: so.Session, filters: Filters = Filters(), limit:
         .order_by(Post.updated_at.desc())
         .limit(limit)
     )
-    return _entries(session, _filtered(query, filters), "UTC", filters)
+    return _entries(session, filtered(query, filters), "UTC", filters)
 
 
-def _filtered(query: sa.Select[Any], filters: Filters) -> sa.Select[Any]:
+def filtered(query: sa.Select[Any], filters: Filters) -> sa.Select[Any]:
     if filters.channel_id is not None:
         on_target = (
             sa.select(PostTarget.id)

@@ -21,6 +21,7 @@ from dateutil import rrule
 
 from saas import timezones
 from saas.posts.models import Post, PostState, PostTarget, TargetState
+from saas.webhooks import events as webhook_events
 from tenants import system_session, tenant_session
 
 FREQUENCIES = {"daily": rrule.DAILY, "weekly": rrule.WEEKLY, "monthly": rrule.MONTHLY}
@@ -197,6 +198,7 @@ def materialize_next(session: so.Session, post_id: int, now: datetime) -> Post |
             )
         )
     session.flush()
+    webhook_events.post_scheduled(session, post, [t.channel_id for t in current.targets])
     return post
 
 

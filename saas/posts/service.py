@@ -10,6 +10,7 @@ import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -24,7 +25,11 @@ from saas.media.models import MediaItem
 from saas.posts import queue, recurrence
 from saas.posts.models import FINAL_TARGET_STATES, PAUSED_REASON, Post, PostState, PostTarget, TargetState
 from saas.publishing.networks import publisher_for
+from saas.webhooks import events as webhook_events
 from tenants.scoping import bound_tenant_id
+
+if TYPE_CHECKING:
+    from saas.posts.listing import PostView
 
 MAX_TEXT = 10_000  # beyond any network's limit; each channel's own limit is checked too
 MAX_AHEAD = timedelta(days=730)
@@ -52,6 +57,10 @@ class ComposeError(ValueError):
         self.field = field
         self.message = message
         self.choices = choices
+
+
+class NotEditable(ComposeError):
+    """Something of the post was already sent (or is being sent): it can no longer be changed."""
 
 
 class TargetActionError(ValueError):
@@ -207,7 +216,7 @@ def _editable(session: so.Session, post_id: int) -> Post:
     if post is None:
         raise LookupError(post_id)
     if any(t.state is not TargetState.SCHEDULED or t.attempt_count for t in post.targets):
-        raise ComposeError("text", "This post is already being published or has been, so it can no longer be edited.")
+        raise NotEditable("text", "This post is already being published or has been, so it can no longer be edited.")
     return post
 
 
@@ -311,6 +320,7 @@ def schedule_post(
         )
     session.flush()
     session.expire(post, ["targets"])
+    webhook_events.post_scheduled(session, post, [c.id for c in channels])
     # A new revision needs its own approval: what was approved before no longer counts.
     if request_approval:
         approvals.restart(session, post, author_id)
@@ -634,6 +644,7 @@ def mark_published(session: so.Session, post_id: int, target_id: int, url: str |
     target.outcome_unknown_since = None
     target.last_error = None
     settle_post(target.post)
+    webhook_events.emit_for_target(session, "post.published", target.id)
     return target
 
 
@@ -669,6 +680,8 @@ def move_post(session: so.Session, post_id: int, schedule: Schedule, now: dateti
     if moment != previous_moment:
         post.revision += 1  # a new time needs a new approval
         approvals.restart(session, post, None)
+        if post.state is not PostState.DRAFT:
+            webhook_events.post_scheduled(session, post, [t.channel_id for t in post.targets])
     session.flush()
     return post
 
@@ -739,3 +752,62 @@ def delete_post(session: so.Session, post_id: int) -> Post | None:
     session.execute(sa.delete(Post).where(Post.id == post_id), execution_options={"synchronize_session": False})
     session.expunge(post)
     return post
+
+
+def overrides_of(post: Post | PostView | None) -> dict[int, str]:
+    """Each channel's own text, from the post's targets (or, for a draft, the channels it keeps)."""
+    if post is None:
+        return {}
+    if post.targets:
+        return {t.channel_id: t.text_override for t in post.targets if t.text_override}
+    return {int(d["channel_id"]): str(d["text_override"]) for d in post.draft_targets if d.get("text_override")}
+
+
+def _media_ids(values: list[str]) -> tuple[int, ...]:
+    return tuple(int(v) for v in values if v.isdigit())
+
+
+def media_of(post: Post | PostView | None) -> tuple[tuple[int, ...], dict[int, tuple[int, ...]]]:
+    """The post's library media ids, and each channel's own where it has them."""
+    if post is None:
+        return (), {}
+    base = _media_ids([str(m.get("media_id", "")) for m in post.media or ()])
+    if post.targets:
+        own = {
+            t.channel_id: _media_ids([str(m.get("media_id", "")) for m in t.media_override])
+            for t in post.targets
+            if t.media_override is not None
+        }
+    else:
+        own = {int(d["channel_id"]): tuple(d["media_ids"]) for d in post.draft_targets if "media_ids" in d}
+    return base, own
+
+
+def channel_ids_of(post: Post | PostView) -> list[int]:
+    return [t.channel_id for t in post.targets] or [int(d["channel_id"]) for d in post.draft_targets]
+
+
+def extras_of(post: Post | PostView) -> Extras:
+    """What the post carries beyond its text, as `schedule_post` takes it back (for an edit of some fields)."""
+    media_ids, media_overrides = media_of(post)
+    return Extras(
+        overrides=overrides_of(post),
+        thread=tuple(str(part.get("text") or "") for part in post.thread or ()),
+        tags=tuple(post.tags or ()),
+        notes=post.notes or "",
+        first_comment=post.first_comment or "",
+        media_ids=media_ids,
+        media_overrides=media_overrides,
+        repeat=recurrence.Rule.from_json(post.recurrence) if post.recurrence else None,
+    )
+
+
+def tag_counts(session: so.Session) -> list[tuple[str, int]]:
+    """Every tag the workspace's posts use, with how many posts use it, most used first."""
+    used = sa.select(sa.func.unnest(Post.tags).label("tag")).subquery()
+    return [
+        (tag, count)
+        for tag, count in session.execute(
+            sa.select(used.c.tag, sa.func.count()).group_by(used.c.tag).order_by(sa.func.count().desc(), used.c.tag)
+        )
+    ]

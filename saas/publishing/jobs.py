@@ -61,6 +61,7 @@ from saas.posts.outbound import outbound_post
 from saas.posts.service import settle_post, settle_post_by_id
 from saas.publishing import outcomes
 from saas.publishing.networks import publisher_for
+from saas.webhooks import events as webhook_events
 from tenants.scoping import tenant_session
 
 log = logging.getLogger(__name__)
@@ -582,6 +583,7 @@ def _finish(started: Started, result: PublishResult | Exception, clock: float, p
                 channel.health = ChannelHealth.NEEDS_RECONNECT
                 channel.health_reason = result.message
                 channel.health_changed_at = now
+                webhook_events.channel_needs_reconnect(session, channel)
             target.state = TargetState.BLOCKED
             target.last_error = (
                 f"@{channel.handle} needs to be reconnected: {result.message} "
@@ -599,6 +601,8 @@ def _finish(started: Started, result: PublishResult | Exception, clock: float, p
                 else (f"{result.message} This will not succeed by retrying as it is.")
             )
             outcome, tell = "failed", True
+        if target.state in (TargetState.FAILED, TargetState.UNCONFIRMED):
+            webhook_events.emit_for_target(session, f"post.{target.state.value}", target.id)
         settle_post(target.post)
         session.commit()
     if tell:
@@ -667,8 +671,10 @@ class _Success:
 
 CONFIRMED = "Confirmed: the earlier attempt had published it; nothing was posted twice."
 
-# One statement for all the rows, naming the tenant in every WHERE: close the attempts, publish the targets.
-RECORD_PUBLISHED = sa.text("""
+# One statement for all the rows, naming the tenant in every WHERE: close the attempts, publish the targets,
+# and (the webhook outbox, in the same transaction) record post.published for subscribed endpoints, if any.
+RECORD_PUBLISHED = sa.text(
+    """
     WITH v AS (
         SELECT * FROM unnest(CAST(:attempts AS integer[]), CAST(:targets AS integer[]), CAST(:ats AS timestamptz[]),
                              CAST(:published_ats AS timestamptz[]), CAST(:latencies AS integer[]),
@@ -680,12 +686,21 @@ RECORD_PUBLISHED = sa.text("""
         SET outcome = 'published', finished_at = v.at, latency_ms = v.latency, remote_id = v.remote,
             message = v.message
         FROM v WHERE a.id = v.attempt_id AND a.tenant_id = :tenant
-    )
-    UPDATE post_targets t
-    SET state = 'published', remote_id = v.remote, remote_url = v.url, published_at = v.published_at,
-        outcome_unknown_since = NULL, last_error = v.note, claim_token = NULL, claimed_until = NULL, updated_at = now()
-    FROM v WHERE t.id = v.target_id AND t.tenant_id = :tenant
-""")
+    ), published AS (
+        UPDATE post_targets t
+        SET state = 'published', remote_id = v.remote, remote_url = v.url, published_at = v.published_at,
+            outcome_unknown_since = NULL, last_error = v.note, claim_token = NULL, claimed_until = NULL,
+            updated_at = now()
+        FROM v WHERE t.id = v.target_id AND t.tenant_id = :tenant
+        RETURNING """
+    + webhook_events.TARGET_EVENT_COLUMNS
+    + """
+    ), """
+    + webhook_events.published_fan_out("published")
+    + """
+    SELECT count(*) FROM published
+"""
+)
 # Locked in id order (no deadlocks), so a sibling target finishing elsewhere settles after us.
 LOCK_POSTS = sa.text("SELECT id FROM posts WHERE tenant_id = :tenant AND id = ANY(:ids) ORDER BY id FOR UPDATE")
 SETTLE_PUBLISHED = sa.text("""

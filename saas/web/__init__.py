@@ -15,6 +15,7 @@ from tenants import service as tenant_service
 
 
 def init_app(app: Flask) -> None:
+    from saas.api import views as api_views
     from saas.sandbox import views as sandbox_views
     from saas.web import (
         account,
@@ -32,6 +33,7 @@ def init_app(app: Flask) -> None:
         workspace,
     )
 
+    api_views.init_app(app)
     app.jinja_env.add_extension("jinja2.ext.do")
     for module in (auth, account, reauth, invitations, review, workspace, health, sandbox_views, feeds):
         app.register_blueprint(module.bp)
@@ -62,11 +64,15 @@ def init_app(app: Flask) -> None:
         }
 
     @app.errorhandler(404)
-    def not_found(_e: Exception) -> Any:
+    def not_found(e: Any) -> Any:
+        if api_views.is_api_request():
+            return api_views.problem_for(e)
         return render_template("errors/404.html"), 404
 
     @app.errorhandler(403)
-    def forbidden(_e: Exception) -> Any:
+    def forbidden(e: Any) -> Any:
+        if api_views.is_api_request():
+            return api_views.problem_for(e)
         return render_template("errors/403.html"), 403
 
     @app.errorhandler(CSRFError)
@@ -78,5 +84,7 @@ def init_app(app: Flask) -> None:
         return render_template("errors/429.html", message=str(e)), 429, {"Retry-After": str(e.retry_after)}
 
     @app.errorhandler(500)
-    def server_error(_e: Exception) -> Any:
+    def server_error(e: Any) -> Any:
+        if api_views.is_api_request():
+            return api_views.problem_for(e)
         return render_template("errors/500.html"), 500

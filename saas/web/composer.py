@@ -12,7 +12,7 @@ from saas.channels import service as channel_service
 from saas.channels.models import Channel, ChannelHealth
 from saas.posts import recurrence
 from saas.posts.models import Post
-from saas.posts.service import ComposeError, Extras, Schedule
+from saas.posts.service import ComposeError, Extras, Schedule, media_of, overrides_of  # noqa: F401 (used as composer.*)
 from saas.web.forms import ComposeForm
 
 THREAD_SEPARATOR = "---"
@@ -45,14 +45,6 @@ def _fill_from(form: ComposeForm, post: Post) -> None:
         form.repeat_count.data, form.repeat_until.data = rule.count, rule.until
 
 
-def overrides_of(post: Post | None) -> dict[int, str]:
-    if post is None:
-        return {}
-    if post.targets:
-        return {t.channel_id: t.text_override for t in post.targets if t.text_override}
-    return {int(d["channel_id"]): str(d["text_override"]) for d in post.draft_targets if d.get("text_override")}
-
-
 def posted_overrides() -> dict[int, str]:
     """`override-<channel id>` fields: each channel's own text (an empty one means "use the base text")."""
     overrides = {}
@@ -75,21 +67,6 @@ def posted_media() -> tuple[tuple[int, ...], dict[int, tuple[int, ...]]]:
         if prefix == "own-media" and channel_id.isdigit():
             overrides[int(channel_id)] = _ids(request.form.getlist(f"media-{channel_id}"))
     return _ids(request.form.getlist("media")), overrides
-
-
-def media_of(post: Post | None) -> tuple[tuple[int, ...], dict[int, tuple[int, ...]]]:
-    if post is None:
-        return (), {}
-    base = _ids([str(m.get("media_id", "")) for m in post.media or ()])
-    if post.targets:
-        own = {
-            t.channel_id: _ids([str(m.get("media_id", "")) for m in t.media_override])
-            for t in post.targets
-            if t.media_override is not None
-        }
-    else:
-        own = {int(d["channel_id"]): tuple(d["media_ids"]) for d in post.draft_targets if "media_ids" in d}
-    return base, own
 
 
 def rule_from(form: ComposeForm) -> recurrence.Rule | None:

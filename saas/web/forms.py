@@ -268,6 +268,23 @@ class ComposeForm(FlaskForm):
     repeat_until = DateField("Or end on", validators=[Optional()])
 
 
+class WebhookEndpointForm(FlaskForm):
+    """An endpoint's address, description and events; saas.webhooks.service checks them (and says why)."""
+
+    url = StringField(
+        "Endpoint URL",
+        description="Where we POST the events, like https://example.com/webhooks/multipost.",
+        render_kw={"maxlength": 2000, "autocomplete": "url", "inputmode": "url"},
+    )
+    description = StringField("Description (optional)", render_kw={"maxlength": 200})
+    events = SelectMultipleField(
+        "Events",
+        widget=ListWidget(prefix_label=False),
+        option_widget=CheckboxInput(),
+        validate_choice=False,  # an unknown event gets the service's message, which names the known ones
+    )
+
+
 class MoveForm(FlaskForm):
     date = DateField("Date", validators=[InputRequired("Choose a date.")])
     time = TimeField("Time", validators=[InputRequired("Choose a time.")])

@@ -114,6 +114,7 @@ def settings() -> Any:
 # Sections of the workspace, nested so they share its slug handling and tenant binding.
 from saas.web import (  # noqa: E402
     agency,
+    api_tokens,
     approvals,
     billing,
     bulk,
@@ -124,6 +125,7 @@ from saas.web import (  # noqa: E402
     posts,
     queue,
     team,
+    webhooks,
 )
 
 bp.add_url_rule("/approvals", "approvals", approvals.queue, methods=["GET"])
@@ -135,5 +137,18 @@ bp.add_url_rule("/calendar/export.csv", "calendar_export", bulk.export, methods=
 bp.add_url_rule("/calendar/feed", "calendar_feed_create", calendar.create_feed, methods=["POST"])
 bp.add_url_rule("/calendar/feed/<int:feed_id>/revoke", "calendar_feed_revoke", calendar.revoke_feed, methods=["POST"])
 
-for _section in (team, posts, channels, notifications, billing, media, queue, bulk, approvals, agency):
+for _section in (
+    team,
+    posts,
+    channels,
+    notifications,
+    billing,
+    media,
+    queue,
+    bulk,
+    approvals,
+    agency,
+    api_tokens,
+    webhooks,
+):
     bp.register_blueprint(_section.bp)
