@@ -18,7 +18,7 @@ from saas.posts import service as post_service
 from tenants import bind_tenant, system_session, tenant_session
 from tenants.models import Membership, Role, User
 from tests.conftest import owner_engine
-from tests.factories import app_context, make_user, make_workspace
+from tests.factories import PASSWORD, app_context, make_user, make_workspace
 
 # Tables every demo workspace fills, so "zero rows" below is not zero because nothing was there.
 SEEDED = {"memberships", "channels", "posts", "post_targets", "staff_assignments", "approval_policies"}
@@ -235,3 +235,27 @@ def test_cross_tenant_update_is_refused_or_finds_nothing(two_tenants):
         with system_session() as session:
             roles = session.execute(sa.select(Membership.tenant_id, Membership.role)).all()
     assert sorted(roles) == sorted([(tenant_a.id, Role.OWNER), (tenant_b.id, Role.OWNER)])
+
+
+def test_a_workspace_request_pays_at_most_one_statement_per_transaction_for_the_tenant(app, client):
+    tenant, owner = make_workspace()
+    client.log_in(owner.email, PASSWORD)
+    statements: list[str] = []
+    transactions: list[int] = []
+    engine = app.extensions["db_engine"]
+
+    def on_statement(_conn, _cursor, statement, *_args):
+        statements.append(statement)
+
+    def on_begin(_conn):
+        transactions.append(1)
+
+    sa.event.listen(engine, "before_cursor_execute", on_statement)
+    sa.event.listen(engine, "begin", on_begin)
+    try:
+        assert client.get(f"/w/{tenant.slug}/calendar").status_code == 200
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", on_statement)
+        sa.event.remove(engine, "begin", on_begin)
+    set_tenant = [s for s in statements if "set_config('app.tenant_id'" in s]
+    assert 1 <= len(set_tenant) <= len(transactions), (len(set_tenant), len(transactions))
