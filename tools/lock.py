@@ -13,6 +13,8 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+# `make install` upgrades these itself first; pinning them too would make pip replace itself mid-install.
+INSTALLERS = {"pip", "setuptools", "wheel"}
 HEADER = """\
 # Every package of `pip install -e '.[dev]'`, pinned: installed as constraints by `make install`
 # and audited by `make check` (pip-audit). Refresh with `make lock` after changing pyproject.toml.
@@ -33,6 +35,7 @@ def main() -> int:
         f"{item['metadata']['name']}=={item['metadata']['version']}"
         for item in resolved
         if not item.get("is_direct")  # the project itself
+        and item["metadata"]["name"].lower() not in INSTALLERS
     )
     (ROOT / "requirements.lock").write_text(HEADER + "\n".join(pins) + "\n")
     print(f"requirements.lock: {len(pins)} packages")
