@@ -13,6 +13,8 @@ import enum
 from datetime import datetime
 from typing import Any
 
+import orjson
+import psycopg.types.json
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import Flask, current_app
@@ -45,6 +47,11 @@ def db_enum(cls: type[enum.Enum], name: str) -> sa.Enum:
 def utc_now_default() -> sa.FunctionElement[datetime]:
     """The database clock: the one clock every process agrees on."""
     return sa.func.now()
+
+
+# JSONB columns (targets, media, threads) come back parsed: orjson does it several times faster than `json`,
+# which a page of fifty posts with their targets (hundreds of small documents) notices.
+psycopg.types.json.set_json_loads(orjson.loads)
 
 
 def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5) -> sa.Engine:

@@ -170,6 +170,8 @@ def main() -> int:
                 f"127.0.0.1:{port}",
                 "--workers",
                 str(settings["WEB_CONCURRENCY"]),
+                "--threads",
+                str(settings["WEB_THREADS"]),
                 "--access-logfile",
                 "-",
             ],

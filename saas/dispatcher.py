@@ -37,6 +37,7 @@ def last_tick(connection: redis.Redis) -> datetime | None:
 
 def tick(connection: redis.Redis) -> None:
     """One pass: note that we are alive, then claim and hand out what is due (needs an app context)."""
+    from saas.api import idempotency
     from saas.approvals.reminders import send_reminders
     from saas.posts.recurrence import advance_all
     from saas.publishing.dispatch import dispatch_due_targets
@@ -52,6 +53,7 @@ def tick(connection: redis.Redis) -> None:
         send_reminders(now)
     if connection.set(WEBHOOK_PRUNE_KEY, now.isoformat(), nx=True, ex=WEBHOOK_PRUNE_SECONDS):
         prune_old_events()  # hourly, from whichever clock gets there first
+        idempotency.prune(now)
 
 
 def run_forever(

@@ -203,6 +203,31 @@ def test_same_post_sent_twice_with_one_key_makes_one_post(shop):
     assert len(api("GET", "/posts").json["data"]) == 1
 
 
+def test_a_key_is_remembered_for_a_day_then_forgotten(shop, app):
+    from saas.api import idempotency
+    from saas.api.models import IdempotentResponse
+
+    api = shop["api"]
+    body = post_body(shop["channel_id"])
+    assert api("POST", "/posts", body, headers={"Idempotency-Key": "old"}).status_code == 201
+    assert api("POST", "/posts", body, headers={"Idempotency-Key": "new"}).status_code == 201
+    with app.app_context(), system_session() as session:
+        session.execute(
+            sa.update(IdempotentResponse)
+            .where(IdempotentResponse.key == "old")
+            .values(created_at=sa.func.now() - idempotency.KEPT - timedelta(minutes=1))
+        )
+        session.commit()
+
+    with app.app_context():
+        assert idempotency.prune(datetime.now(UTC)) == 1
+
+    again = api("POST", "/posts", body, headers={"Idempotency-Key": "new"})
+    assert again.headers["Idempotent-Replayed"] == "true"  # a day's keys still hold
+    assert api("POST", "/posts", body, headers={"Idempotency-Key": "old"}).status_code == 201  # a new request
+    assert len(api("GET", "/posts").json["data"]) == 3
+
+
 def test_a_refused_request_can_be_corrected_under_the_same_key(shop):
     api = shop["api"]
     refused = api("POST", "/posts", post_body(shop["channel_id"], text=""), headers={"Idempotency-Key": "k1"})

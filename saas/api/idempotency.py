@@ -9,6 +9,7 @@ corrected and sent again with the same key.
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 import sqlalchemy.orm as so
@@ -17,9 +18,11 @@ from sqlalchemy.dialects.postgresql import insert
 
 from saas.api.models import IdempotentResponse
 from saas.api.problems import invalid
-from tenants.scoping import bound_tenant_id
+from tenants.scoping import bound_tenant_id, system_session
 
 REPLAYED_HEADERS = ("Location", "ETag")
+# How long a key is remembered: a client retrying after a lost answer does so within minutes, not days.
+KEPT = timedelta(hours=24)
 
 
 def begin(session: so.Session, token_id: int, key: str, request_hash: str) -> Response | None:
@@ -60,3 +63,14 @@ def finish(session: so.Session, token_id: int, key: str, response: Response) -> 
             headers={h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers},
         )
     )
+
+
+def prune(now: datetime, limit: int = 5000) -> int:
+    """Forget keys older than KEPT, every workspace's (the clock runs it hourly); returns how many."""
+    with system_session() as session:  # the clock keeps every workspace's key table bounded
+        oldest = sa.select(IdempotentResponse.id).where(IdempotentResponse.created_at < now - KEPT).limit(limit)
+        deleted = session.execute(
+            sa.delete(IdempotentResponse).where(IdempotentResponse.id.in_(oldest.scalar_subquery()))
+        ).rowcount
+        session.commit()
+    return deleted

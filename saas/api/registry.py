@@ -293,10 +293,8 @@ def _response(reply: Reply) -> Response:
     if reply.body is None:
         response = Response(status=reply.status)
     else:
-        response = Response(
-            json.dumps(reply.body.model_dump(mode="json", by_alias=True)),
-            status=reply.status,
-            mimetype="application/json",
+        response = Response(  # serialised by pydantic-core directly, without a dict in between
+            reply.body.model_dump_json(by_alias=True), status=reply.status, mimetype="application/json"
         )
     response.headers.update(reply.headers)
     return response

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 import sqlalchemy as sa
@@ -80,7 +81,9 @@ _TARGET_COLUMNS = (
 _MOMENTS = ("scheduled_at", "published_at")
 
 
+@cache
 def _targets() -> Any:
+    """Built once: the statement is the same every time, and building it costs more than running it."""
     fields = []
     for name in _TARGET_COLUMNS:
         fields += [sa.literal(name), getattr(PostTarget, name)]
@@ -114,6 +117,11 @@ _POST_COLUMNS = (
 )
 
 
+@cache
+def _base() -> sa.Select[Any]:
+    return sa.select(*_POST_COLUMNS, _targets())
+
+
 def _view(row: Any) -> PostView:
     values = row._asdict()
     values["targets"] = tuple(_target(t) for t in values["targets"] or ())
@@ -137,7 +145,7 @@ def page(
     The window and the keyset both bound `scheduled_at`, so a page deep in a large workspace still reads
     through `ix_posts_tenant_scheduled_at`.
     """
-    query = sa.select(*_POST_COLUMNS, _targets())
+    query = _base()
     if filters.start is not None:
         query = query.where(Post.scheduled_at >= filters.start)
     if filters.end is not None:
@@ -158,6 +166,6 @@ def page(
 
 def one(session: so.Session, post_id: int, lock: bool = False) -> PostView | None:
     """One post; `lock` holds its row until the transaction ends (an edit checking the version it read)."""
-    query = sa.select(*_POST_COLUMNS, _targets()).where(Post.id == post_id)
+    query = _base().where(Post.id == post_id)
     row = session.execute(query.with_for_update(of=Post) if lock else query).first()
     return _view(row) if row is not None else None
