@@ -4,12 +4,13 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test install chromium lint clean-var
+.PHONY: run test install chromium lint check lock clean-var
 
-$(STAMP): pyproject.toml
+# The locked versions (requirements.lock) constrain the install, so what runs is what `make check` audited.
+$(STAMP): pyproject.toml requirements.lock
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c requirements.lock -e '.[dev]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -20,10 +21,20 @@ run: $(STAMP)
 	$(BIN)/python -m saas.devserver
 
 ## Run the whole suite against its own throwaway PostgreSQL and Redis.
-test: $(STAMP) chromium
+test: $(STAMP) chromium check
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Security checks (also part of `make test`): bandit fails on any high-severity finding in our code;
+## pip-audit fails on any known vulnerability in the locked dependencies (it asks PyPI).
+check: $(STAMP)
+	$(BIN)/bandit -r saas tenants publishers billing -lll -q
+	$(BIN)/pip-audit -r requirements.lock --no-deps --progress-spinner off
+
+## Re-resolve the dependencies of pyproject.toml into requirements.lock (after changing them, or to take updates).
+lock:
+	$(BIN)/python tools/lock.py
 
 ## Browser tests drive Debian's Chromium; install it when missing (never a downloaded browser).
 chromium:

@@ -148,9 +148,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     redis_server.start()
     try:
         pg.create_database(DATABASE)
+        urls = pg.role_urls(DATABASE)  # the app under row-level security, as in production
         env = {
             **os.environ,
-            "DATABASE_URL": pg.url(DATABASE),
+            **urls,
             "REDIS_URL": redis_server.url,
             "VAR_DIR": str(var_dir),
             "MAIL_DIR": str(var_dir / "mail"),
@@ -161,7 +162,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         say("migrated")
         from saas import passwords
 
-        engine = sa.create_engine(pg.url(DATABASE))
+        engine = sa.create_engine(urls["MIGRATION_DATABASE_URL"])  # the owner seeds every workspace
         seeded_at = time.monotonic()
         facts = seed(engine, args.workspaces, args.targets, args.posts, passwords.hash_password(PASSWORD))
         seed_seconds = time.monotonic() - seeded_at

@@ -333,7 +333,7 @@ def seed(
 
         posts_table, targets_table = Post.__table__, PostTarget.__table__
         chunk = 2000
-        with db.engine().begin() as connection:
+        with db.system_engine().begin() as connection:  # every tenant's posts at once
             for start in range(0, targets, chunk):
                 numbers = range(start, min(targets, start + chunk))
                 owners = [seeded.channels[n % tenants] for n in numbers]
@@ -370,7 +370,7 @@ def seed(
                         }
                     )
                 connection.execute(sa.insert(targets_table), rows)
-        with db.engine().begin() as connection:
+        with sa.create_engine(app.config["MIGRATION_DATABASE_URL"]).begin() as connection:  # the owner may
             connection.execute(sa.text("ANALYZE"))
     return seeded
 
@@ -527,7 +527,8 @@ class Bench:
         redis_server = EmbeddedRedis(self.var_dir / "redis", free_port(), durable=False)
         redis_server.start()
         self.servers.append(redis_server)
-        database_url, redis_url = pg.url(DATABASE), redis_server.url
+        # The roles of production (saas/rls.py): the app under row-level security, the dispatcher as the system role.
+        urls, redis_url = pg.role_urls(DATABASE), redis_server.url
 
         self.fake, base_url = start_fake(args.latency_ms, log_dir, network=args.network)
         say(f"fake network at {base_url} (pid {self.fake.pid}, {args.latency_ms:g} ms per request)")
@@ -536,7 +537,7 @@ class Bench:
         env = dict(os.environ)
         env.update(
             {
-                "DATABASE_URL": database_url,
+                **urls,
                 "REDIS_URL": redis_url,
                 "SANDBOX_BASE_URL": base_url,
                 "VAR_DIR": str(self.var_dir),
@@ -559,7 +560,7 @@ class Bench:
         from saas import create_app
 
         with mock.patch.dict(os.environ, env, clear=True):
-            app = create_app({"DATABASE_URL": database_url, "REDIS_URL": redis_url, "SANDBOX_BASE_URL": base_url})
+            app = create_app({**urls, "REDIS_URL": redis_url, "SANDBOX_BASE_URL": base_url})
         logging.getLogger("httpx").setLevel(logging.WARNING)
         targets = args.seconds if args.steady else args.targets
         with httpx.Client(base_url=f"{base_url}/_control", timeout=60) as control:
@@ -591,7 +592,7 @@ class Bench:
             say("pids: " + ", ".join(f"{child.name} {child.pid}" for child in self.children))
             sampler.in_window = True
 
-            engine = sa.create_engine(database_url, pool_size=1, max_overflow=0)
+            engine = sa.create_engine(urls["SYSTEM_DATABASE_URL"], pool_size=1, max_overflow=0)  # every tenant's
             first_due = datetime.now(UTC) + timedelta(seconds=args.lead_seconds)
             step = 1.0 if args.steady else 0.0
             with engine.begin() as connection:

@@ -1,4 +1,7 @@
-"""Alembic environment: the database comes from DATABASE_URL (or an explicit URL in the config)."""
+"""Alembic environment: migrations run as the tables' owner, MIGRATION_DATABASE_URL (or an explicit URL in the config).
+
+The app's own role (DATABASE_URL) cannot create tables; see saas/rls.py for the roles.
+"""
 
 from __future__ import annotations
 
@@ -14,9 +17,11 @@ target_metadata = Base.metadata
 
 
 def _url() -> str:
-    url = context.config.get_main_option("sqlalchemy.url") or app_config.load()["DATABASE_URL"]
+    url = context.config.get_main_option("sqlalchemy.url") or app_config.load()["MIGRATION_DATABASE_URL"]
     if not url:
-        raise app_config.ConfigError("DATABASE_URL is not set; `make run` sets it for the embedded server.")
+        raise app_config.ConfigError(
+            "MIGRATION_DATABASE_URL (the tables' owner) is not set; `make run` sets it for the embedded server."
+        )
     return app_config.normalise_database_url(url)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping
 from typing import Any
 
@@ -11,7 +10,7 @@ from flask import Flask
 
 def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     """Create and configure the application. `overrides` replace settings (tests)."""
-    from saas import config
+    from saas import config, logs
 
     app = Flask(__name__)
     app.config.update(config.load())
@@ -24,9 +23,7 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
         raise config.ConfigError(
             "DATABASE_URL and REDIS_URL are not set. `make run` starts embedded servers and sets them for you."
         )
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    # httpx logs every request at INFO; publishers.http logs the ones that went wrong, without tokens.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logs.init()
 
     if app.config["TRUSTED_PROXIES"]:
         from werkzeug.middleware.proxy_fix import ProxyFix
@@ -38,6 +35,13 @@ def create_app(overrides: Mapping[str, Any] | None = None) -> Flask:
     from saas import audit, cli, db, extensions, security, web
 
     db.init_app(app)
+    if app.config["PRODUCTION"]:
+        from saas import rls
+
+        # One query at start-up: an app role that bypasses row-level security would make it enforce nothing.
+        problems = rls.app_role_problems(db.engine_of(app))
+        if problems:
+            raise config.ConfigError(f"DATABASE_URL must name a role under row-level security: {'; '.join(problems)}")
     extensions.init_redis(app)
     extensions.csrf.init_app(app)
     security.init_app(app)

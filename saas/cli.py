@@ -78,20 +78,25 @@ def seed_demo() -> None:
 
 
 @click.command("rotate-keys")
+@click.option("--batch-size", default=200, show_default=True, help="Rows re-sealed per transaction.")
 @with_appcontext
-def rotate_keys() -> None:
-    """Re-encrypt every channel's credentials, two-factor secret and webhook secret with the newest key."""
-    from saas import db
+def rotate_keys(batch_size: int) -> None:
+    """Re-seal every stored secret with the newest ENCRYPTION_KEYS key (safe while the app runs)."""
     from saas.channels.service import rotate_keys as rotate
-    from saas.identity import twofactor
-    from saas.webhooks.service import reseal_all
+    from saas.channels.service import sealed_with_older_keys
 
-    click.echo(f"Re-encrypted the credentials of {rotate()} channel(s) with the newest key.")
-    with db.new_session() as session:
-        secrets = twofactor.rotate_keys(session)
-        session.commit()
-    click.echo(f"Re-encrypted {secrets} two-factor secret(s) with the newest key.")
-    click.echo(f"Re-encrypted {reseal_all()} webhook signing secret(s) with the newest key.")
+    report = rotate(batch_size)
+    click.echo(f"Re-sealed {report.rotated} value(s) with the newest key.")
+    if report.unreadable:
+        raise click.ClickException(
+            f"{len(report.unreadable)} value(s) open with no listed key (put their key back, or reconnect): "
+            + ", ".join(report.unreadable)
+        )
+    left = sealed_with_older_keys()
+    if left:
+        click.echo(f"{left} value(s) were written with an older key meanwhile: run rotate-keys again.")
+    else:
+        click.echo("Nothing is sealed with an older key: the older keys can now leave ENCRYPTION_KEYS.")
 
 
 @click.command("new-encryption-key")

@@ -99,6 +99,11 @@ def load() -> dict[str, Any]:
         "WEBHOOK_LOG_DAYS": int(_env("WEBHOOK_LOG_DAYS", "30") or 30),  # events and their delivery log kept
         "PRODUCTION": is_production(),
         "DATABASE_URL": normalise_database_url(database_url) if database_url else None,
+        # Row-level security (saas/rls.py): the app role above is subject to it; the system role (BYPASSRLS) serves
+        # only tenants.system_session; migrations run as the tables' owner. Outside production both default to
+        # DATABASE_URL (a single-role development database then has no second wall).
+        "SYSTEM_DATABASE_URL": _database_url("SYSTEM_DATABASE_URL", database_url),
+        "MIGRATION_DATABASE_URL": _database_url("MIGRATION_DATABASE_URL", database_url),
         "REDIS_URL": _env("REDIS_URL"),
         "PUBLIC_BASE_URL": public_base_url,
         "MAIL_URL": _env("MAIL_URL"),
@@ -177,6 +182,11 @@ def cookie_settings(public_base_url: str) -> dict[str, Any]:
     }
 
 
+def _database_url(name: str, fallback: str | None) -> str | None:
+    url = _env(name) or (None if is_production() else fallback)
+    return normalise_database_url(url) if url else None
+
+
 def _billing_settings() -> dict[str, Any]:
     import json
 
@@ -232,6 +242,13 @@ def check(settings: dict[str, Any]) -> None:
         raise ConfigError("SECRET_KEY must be set to a random value of at least 32 characters in production")
     if not settings["DATABASE_URL"] or not settings["REDIS_URL"]:
         raise ConfigError("DATABASE_URL and REDIS_URL must be set in production")
+    if not settings.get("SYSTEM_DATABASE_URL"):
+        raise ConfigError(
+            "SYSTEM_DATABASE_URL must be set in production: the BYPASSRLS role for cross-tenant work "
+            "(DATABASE_URL's role must not bypass row-level security)"
+        )
+    if settings["SYSTEM_DATABASE_URL"] == settings["DATABASE_URL"]:
+        raise ConfigError("SYSTEM_DATABASE_URL must name another role than DATABASE_URL in production")
     if not settings.get("ENCRYPTION_KEYS"):
         raise ConfigError("ENCRYPTION_KEYS must be set in production (flask --app wsgi new-encryption-key)")
     if settings.get("BILLING_ENABLED") and not settings.get("STRIPE_WEBHOOK_SECRET"):

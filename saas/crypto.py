@@ -6,7 +6,8 @@ row makes it fail to open instead of handing over the token.
 
 Keys come from ENCRYPTION_KEYS (comma-separated, base64 of 32 bytes, newest
 first). New values are sealed with the newest key; any listed key opens old
-ones; `flask --app wsgi rotate-keys` re-seals everything with the newest.
+ones; `flask --app wsgi rotate-keys` re-seals everything with the newest, in
+batches, while the app runs (see README, "Rotating encryption keys").
 """
 
 from __future__ import annotations
@@ -71,8 +72,13 @@ class KeyRing:
         except InvalidTag:
             raise DecryptionError("the value does not belong to this record or was altered") from None
 
-    def needs_rotation(self, token: str) -> bool:
-        return token.split(".", 2)[1:2] != [self.key_id(self.keys[0])]
+    def reseal(self, token: str, bound_to: str) -> str:
+        """The same value sealed with the newest key (DecryptionError if no listed key opens it)."""
+        return self.seal(self.open(token, bound_to), bound_to)
+
+    def newest_prefix(self) -> str:
+        """What every value sealed with the newest key starts with (rotation finds the others by it)."""
+        return f"{VERSION}.{self.key_id(self.keys[0])}."
 
 
 def new_key() -> str:

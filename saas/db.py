@@ -1,6 +1,9 @@
-"""The declarative base, the engine and the request session.
+"""The declarative base, the engines and the request session.
 
-One sessionmaker per app serves web requests, jobs and the CLI alike, so the
+Two engines per app: the app role's (DATABASE_URL, subject to row-level security)
+serves web requests, jobs and the CLI; the system role's (SYSTEM_DATABASE_URL,
+BYPASSRLS) serves only sessions opened with `info={"system": True}`, which
+`tenants.system_session` does. Both sessionmakers make plain `Session`s, so the
 tenant scoping listeners in `tenants.scoping` see every ORM statement the same way.
 """
 
@@ -59,8 +62,13 @@ def init_app(app: Flask) -> None:
     # A publish job runs PUBLISH_THREADS requests at once, each needing a connection for a moment;
     # a smaller pool would make them queue for connections instead of for the network.
     engine = make_engine(app.config["DATABASE_URL"], pool_size=max(5, app.config["PUBLISH_THREADS"]), max_overflow=5)
+    system_url = app.config.get("SYSTEM_DATABASE_URL") or app.config["DATABASE_URL"]
+    # The dispatcher, webhooks and token lookups: a few connections at a time.
+    system = engine if system_url == app.config["DATABASE_URL"] else make_engine(system_url)
     app.extensions["db_engine"] = engine
+    app.extensions["db_system_engine"] = system
     app.extensions["db_sessionmaker"] = so.sessionmaker(bind=engine, expire_on_commit=False)
+    app.extensions["db_system_sessionmaker"] = so.sessionmaker(bind=system, expire_on_commit=False)
 
     @app.teardown_appcontext
     def remove_session(_exc: BaseException | None) -> None:
@@ -68,12 +76,26 @@ def init_app(app: Flask) -> None:
 
 
 def engine() -> sa.Engine:
-    """The current app's engine."""
-    return current_app.extensions["db_engine"]
+    """The current app's engine (the app role: row-level security applies)."""
+    return engine_of(current_app)
+
+
+def engine_of(app: Flask) -> sa.Engine:
+    return app.extensions["db_engine"]
+
+
+def system_engine() -> sa.Engine:
+    """The system role's engine (bypasses row-level security): cross-tenant set-based work only."""
+    return current_app.extensions["db_system_engine"]
 
 
 def new_session(**kwargs: Any) -> so.Session:
-    """A fresh session on the current app's database. Close it (use `with`)."""
+    """A fresh session on the current app's database. Close it (use `with`).
+
+    `info={"system": True}` (what `tenants.system_session` passes) connects as the system role.
+    """
+    if kwargs.get("info", {}).get("system"):
+        return current_app.extensions["db_system_sessionmaker"](**kwargs)
     return current_app.extensions["db_sessionmaker"](**kwargs)
 
 

@@ -143,7 +143,9 @@ def main() -> int:
             pg.start()
             servers.append(pg)
             pg.create_database(DATABASE)
-            env["DATABASE_URL"] = pg.url(DATABASE)
+            # The app connects as a role under row-level security, cross-tenant work as the system role,
+            # migrations as the owner: the same split as production (saas/rls.py).
+            env.update(pg.role_urls(DATABASE))
             print(f"PostgreSQL  {env['DATABASE_URL']}  (data in {pg.data_dir})")
         if not settings["REDIS_URL"]:
             redis_server = EmbeddedRedis(var_dir / "redis", REDIS_PORT)

@@ -56,6 +56,16 @@ class EmbeddedPostgres:
             if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone():
                 conn.execute(f'CREATE DATABASE "{name}"')
 
+    def role_urls(self, database: str, password: str = "multipostdev") -> dict[str, str]:
+        """Set up the owner / app / system roles of `database` (saas/rls.py) and return their URLs.
+
+        The cluster trusts local connections, so the password only keeps the URLs in the
+        shape production uses.
+        """
+        from saas.rls import provision_urls
+
+        return provision_urls(self.url(database), password)
+
     def _run_as(self) -> dict[str, object]:
         if os.geteuid() != 0:
             return {}

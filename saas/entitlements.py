@@ -23,10 +23,10 @@ from billing.lifecycle import Action, BillingState, Usage, covered_tenants, stat
 from billing.plans import SEAT_ROLES
 from billing.settings import BillingSettings
 from billing.subscriptions import Change
-from saas import db
 from saas.channels.models import Channel
 from saas.posts.models import Post, PostState, PostTarget, TargetState
 from tenants.models import Invitation, Membership, Role, Tenant
+from tenants.scoping import system_session
 
 BILLING_HOLD = "billing"  # PostTarget.blocked_reason for targets held by billing
 # Posts that took (or take) a place in the month's allowance: scheduled at some point and not withdrawn.
@@ -228,7 +228,8 @@ def _rank_in_month(session: so.Session, post: Post, tenant_id: int) -> int:
 
 def sync_agency_quantity(agency_id: int) -> int | None:
     """After managed clients change: bill the agency for as many as it now manages (Stripe prorates)."""
-    with db.new_session() as session:
+    # Cross-tenant: a client's change bills its agency (and counts the agency's clients).
+    with system_session() as session:
         quantity = billing_subscriptions.sync_agency_quantity(session, gateway(), agency_id)
         session.commit()
     return quantity

@@ -11,7 +11,9 @@ System sessions are opened only through `system_session()`, so
 place; `tests/test_scoping.py` pins that list.
 
 This is the first wall. It does not cover raw SQL (`text()`, Core on the
-engine); row-level security in PostgreSQL is the second wall.
+engine); row-level security in PostgreSQL is the second wall (`saas/rls.py`):
+each transaction of a bound session sets `app.tenant_id`, which the tables'
+policies compare with, and system sessions connect as a role that bypasses them.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import sqlalchemy.orm as so
 from sqlalchemy import event
 
 from saas import db
+from saas.rls import SET_TENANT
 
 
 class TenantScopeError(RuntimeError):
@@ -53,7 +56,22 @@ def bind_tenant(session: so.Session, tenant_id: int) -> None:
     bound = session.info.get("tenant_id")
     if bound is not None and bound != tenant_id:
         raise TenantScopeError(f"session already bound to tenant {bound}, not {tenant_id}")
+    if bound is None and session.in_transaction():
+        # Bound after its transaction began (a request that loaded the user first): the hook below has
+        # run already (or runs now, still unbound), so tell the database here. Later transactions get it
+        # from the hook.
+        connection = session.connection()
+        session.info["tenant_id"] = tenant_id
+        connection.execute(SET_TENANT, {"tenant_id": str(tenant_id)})
     session.info["tenant_id"] = tenant_id
+
+
+@event.listens_for(so.Session, "after_begin")
+def _set_database_tenant(session: so.Session, _transaction: Any, connection: sa.Connection) -> None:
+    """One statement per transaction of a bound session: the tenant the row-level policies admit."""
+    tenant_id = session.info.get("tenant_id")
+    if tenant_id is not None:
+        connection.execute(SET_TENANT, {"tenant_id": str(tenant_id)})
 
 
 def bound_tenant_id(session: so.Session) -> int | None:

@@ -2,12 +2,17 @@
 
 When DATABASE_URL / REDIS_URL are set, the suite uses those servers (a fresh
 database is still created); otherwise it starts throwaway embedded servers.
+Either way the app connects as the row-level-security roles of saas/rls.py
+(the given or embedded superuser owns the tables and runs the migrations), so
+every test runs under the policies production has.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import re
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -25,12 +30,67 @@ from alembic.config import Config as AlembicConfig
 from flask import Flask
 from flask.testing import FlaskClient
 
-from saas import create_app, db
+from saas import create_app, db, rls, seed
 from saas.config import PROJECT_ROOT
 from saas.embedded import EmbeddedPostgres, EmbeddedRedis, free_port
 from tests import factories
+from tests.fakes import tokens
 
 TEST_DATABASE = "multipost_test"
+ROLE_PASSWORD = secrets.token_hex(16)
+
+
+# -- no secret in the logs ---------------------------------------------------------------------------------------------
+# Every log record of the run is kept; at the end none may contain a secret the suite knows of: tokens the fakes issued
+# (recognisable by their marker), passwords, keys, and the link tokens the app mailed (ASVS 16.2.5).
+
+KNOWN_SECRETS: set[str] = {factories.PASSWORD, ROLE_PASSWORD, *(login.password for login in seed.DEMO_LOGINS)}
+# A link token in a mailed URL: the last path segment of at least 32 URL-safe characters (tenants/tokens.py).
+MAILED_TOKEN = re.compile(r"https?://[^\s\"'<>]+/([A-Za-z0-9_-]{32,})")
+
+
+def remember_secret(*values: str | None) -> None:
+    """Values that must never be logged (short or empty ones would match by accident, so they are skipped)."""
+    KNOWN_SECRETS.update(v for v in values if v and len(v) >= 8)
+
+
+def leaked_secrets(lines: list[str], known: set[str]) -> list[str]:
+    """The log lines that contain a known secret or something shaped like a fake's token."""
+    return [line for line in lines if tokens.LOOKS_SECRET.search(line) or any(k in line for k in known)]
+
+
+class LogCapture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = record.getMessage()
+        except Exception:  # a bad format string: keep its parts
+            text = f"{record.msg} {record.args}"
+        if record.exc_info:
+            text += "\n" + logging.Formatter().formatException(record.exc_info)
+        self.lines.append(f"{record.name}: {text}")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _no_secrets_in_logs() -> Iterator[LogCapture]:
+    capture = LogCapture()
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.INFO)  # what production logs (saas.create_app)
+    root.addHandler(capture)
+    yield capture
+    root.removeHandler(capture)
+    root.setLevel(level)
+    leaks = leaked_secrets(capture.lines, KNOWN_SECRETS)
+    assert not leaks, f"{len(leaks)} log line(s) contain a secret, e.g. {leaks[:3]}"
+
+
+def _remember_mailed_tokens(mail_dir: Path) -> None:
+    for path in mail_dir.glob("*.eml") if mail_dir.exists() else ():
+        remember_secret(*MAILED_TOKEN.findall(path.read_text(errors="replace")))
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +118,14 @@ def servers() -> Iterator[dict[str, str]]:
             redis_server.start()
             started.append(redis_server)
             redis_url = redis_server.url
-        yield {"database": database_url, "redis": redis_url, "root": str(root)}
+        urls = rls.provision_urls(database_url, ROLE_PASSWORD)
+        yield {
+            "database": database_url,  # the owner's
+            "app_database": urls["DATABASE_URL"],
+            "system_database": urls["SYSTEM_DATABASE_URL"],
+            "redis": redis_url,
+            "root": str(root),
+        }
     finally:
         for server in reversed(started):
             server.stop()
@@ -79,7 +146,9 @@ def app(servers: dict[str, str], migrated: str) -> Flask:
     app = create_app(
         {
             "TESTING": True,
-            "DATABASE_URL": migrated,
+            "DATABASE_URL": servers["app_database"],
+            "SYSTEM_DATABASE_URL": servers["system_database"],
+            "MIGRATION_DATABASE_URL": migrated,
             "REDIS_URL": servers["redis"],
             "MAIL_URL": None,
             "MAIL_DIR": mail_dir,
@@ -87,7 +156,15 @@ def app(servers: dict[str, str], migrated: str) -> Flask:
         }
     )
     factories.use_app(app)
+    remember_secret(app.config["SECRET_KEY"], *app.config["ENCRYPTION_KEYS"].split(","))
     return app
+
+
+def owner_engine(app: Flask) -> sa.Engine:
+    """The tables' owner (TRUNCATE is not granted to the app's roles), one engine per run."""
+    if "test_owner_engine" not in app.extensions:
+        app.extensions["test_owner_engine"] = sa.create_engine(app.config["MIGRATION_DATABASE_URL"], pool_size=1)
+    return app.extensions["test_owner_engine"]
 
 
 @pytest.fixture(autouse=True)
@@ -97,10 +174,11 @@ def _clean_slate(request: pytest.FixtureRequest) -> Iterator[None]:
     if "app" not in request.fixturenames:
         return
     app: Flask = request.getfixturevalue("app")
-    with app.extensions["db_engine"].begin() as conn:
+    with owner_engine(app).begin() as conn:
         tables = ", ".join(f'"{t.name}"' for t in db.Base.metadata.sorted_tables)
         conn.execute(sa.text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     app.extensions["redis"].flushdb()
+    _remember_mailed_tokens(Path(app.config["MAIL_DIR"]))
     shutil.rmtree(app.config["MAIL_DIR"], ignore_errors=True)
 
 

@@ -344,7 +344,7 @@ def test_rotate_keys_reseals_webhook_secrets(cli, app, webhooks, receiver):
     app.extensions.pop("keyring", None)
     try:
         result = cli("rotate-keys")
-        assert result.exit_code == 0 and "Re-encrypted 1 webhook signing secret(s)" in result.output
+        assert result.exit_code == 0 and "Re-sealed 1 value(s)" in result.output
         after = webhooks.endpoint(tenant, endpoint_id)
         assert after.secret_sealed != before
         from saas.webhooks import service

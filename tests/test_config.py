@@ -11,7 +11,8 @@ def production(**overrides):
     settings = {
         "PRODUCTION": True,
         "SECRET_KEY": "k" * 40,
-        "DATABASE_URL": "postgresql+psycopg://db/app",
+        "DATABASE_URL": "postgresql+psycopg://multipost_app@db/app",
+        "SYSTEM_DATABASE_URL": "postgresql+psycopg://multipost_system@db/app",
         "REDIS_URL": "redis://cache:6379/0",
         "PUBLIC_BASE_URL": "https://app.example.com",
         "ENCRYPTION_KEYS": "a" * 43,
@@ -29,6 +30,8 @@ def test_production_with_safe_settings_starts():
         ({"SECRET_KEY": config.DEV_SECRET_KEY}, "SECRET_KEY"),
         ({"SECRET_KEY": "short"}, "SECRET_KEY"),
         ({"DATABASE_URL": None}, "DATABASE_URL"),
+        ({"SYSTEM_DATABASE_URL": None}, "SYSTEM_DATABASE_URL"),
+        ({"SYSTEM_DATABASE_URL": "postgresql+psycopg://multipost_app@db/app"}, "another role"),
         ({"PUBLIC_BASE_URL": "http://app.example.com"}, "https"),
         ({"ENCRYPTION_KEYS": ""}, "ENCRYPTION_KEYS"),
     ],
@@ -36,6 +39,26 @@ def test_production_with_safe_settings_starts():
 def test_production_refuses_unsafe_settings(overrides, complaint):
     with pytest.raises(config.ConfigError, match=complaint):
         config.check(production(**overrides))
+
+
+def test_production_has_no_fallback_for_the_system_and_migration_roles(monkeypatch):
+    monkeypatch.setenv("APP_ENV", "production")
+    monkeypatch.setenv("DATABASE_URL", "postgres://multipost_app@db/app")
+    monkeypatch.delenv("SYSTEM_DATABASE_URL", raising=False)
+    monkeypatch.delenv("MIGRATION_DATABASE_URL", raising=False)
+    settings = config.load()
+    assert settings["SYSTEM_DATABASE_URL"] is None and settings["MIGRATION_DATABASE_URL"] is None
+
+
+def test_development_falls_back_to_database_url(monkeypatch):
+    monkeypatch.delenv("APP_ENV", raising=False)
+    monkeypatch.delenv("FLASK_ENV", raising=False)
+    monkeypatch.setenv("DATABASE_URL", "postgres://me@localhost/dev")
+    monkeypatch.delenv("SYSTEM_DATABASE_URL", raising=False)
+    monkeypatch.setenv("MIGRATION_DATABASE_URL", "postgres://owner@localhost/dev")
+    settings = config.load()
+    assert settings["SYSTEM_DATABASE_URL"] == "postgresql+psycopg://me@localhost/dev"
+    assert settings["MIGRATION_DATABASE_URL"] == "postgresql+psycopg://owner@localhost/dev"
 
 
 def test_development_allows_the_dev_key():

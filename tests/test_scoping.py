@@ -151,6 +151,7 @@ SYSTEM_SCOPE_CALL_SITES = {
     "tenants/service.py:find_workspace",
     "tenants/service.py:invitation_by_token",
     "saas/channels/service.py:rotate_keys",  # re-seals every tenant's credentials
+    "saas/channels/service.py:sealed_with_older_keys",  # counts, across tenants, what rotation has left
     "saas/publishing/dispatch.py:dispatch_due_targets",  # claims due targets of every tenant
     "saas/posts/ical.py:tenant_for_token",  # a calendar feed URL names no workspace: its token finds it
     "saas/posts/recurrence.py:due_series",  # finds repeating posts of every tenant whose next occurrence is due
@@ -164,12 +165,12 @@ SYSTEM_SCOPE_CALL_SITES = {
     "tenants/agency.py:owned_direct_workspaces",  # the user's own workspaces, across tenants
     "saas/channels/connect_links.py:grant_for",  # a connect link names no workspace: its token finds it
     "saas/approvals/reminders.py:tenants_with_open_requests",  # which workspaces have approvals to remind of
+    "saas/entitlements.py:sync_agency_quantity",  # a client's change bills its agency
     "saas/api/tokens.py:authenticate",  # an API token names no workspace: its hash finds it
     "saas/api/idempotency.py:prune",  # the clock forgets every workspace's old idempotency keys
     "saas/webhooks/delivery.py:dispatch_due_deliveries",  # the clock delivers every workspace's webhooks
     "saas/webhooks/delivery.py:prune_old_events",  # the clock keeps every workspace's delivery log bounded
     "saas/status.py:snapshot",  # operators' counts across every workspace, read-only
-    "saas/webhooks/service.py:reseal_all",  # `rotate-keys` re-seals every workspace's webhook secrets
 }
 
 

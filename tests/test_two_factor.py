@@ -293,6 +293,6 @@ def test_rotating_keys_reseals_the_secret_and_the_old_key_can_go(app, make_clien
     fresh = new_key()
     with encryption_keys(app, f"{fresh},{app.config['ENCRYPTION_KEYS']}"):
         result = app.test_cli_runner().invoke(args=["rotate-keys"])
-        assert "Re-encrypted 1 two-factor secret(s)" in result.output
+        assert "Re-sealed 1 value(s)" in result.output
     with encryption_keys(app, fresh):
         assert log_in_with_code(make_client(), user.email, secret).status_code == 302

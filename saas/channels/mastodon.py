@@ -45,7 +45,7 @@ def _publisher() -> MastodonPublisher:
     return publisher
 
 
-def _bound_to(instance_url: str) -> str:
+def app_secret_bound_to(instance_url: str) -> str:
     return f"mastodon_app:{instance_url}"
 
 
@@ -54,12 +54,12 @@ def registration(session: so.Session, instance_url: str, redirect_uri: str) -> A
     ring = channel_service.keyring()
     row = session.scalar(sa.select(MastodonApp).where(MastodonApp.instance_url == instance_url).with_for_update())
     if row is not None and row.redirect_uri == redirect_uri:
-        secret = ring.open(row.client_secret_sealed, _bound_to(instance_url)).decode()
+        secret = ring.open(row.client_secret_sealed, app_secret_bound_to(instance_url)).decode()
         return AppRegistration(instance_url, row.client_id, secret)
     app = _publisher().register_app(instance_url, redirect_uri)
     row = row or MastodonApp(instance_url=instance_url)
     row.redirect_uri, row.client_id = redirect_uri, app.client_id
-    row.client_secret_sealed = ring.seal(app.client_secret.encode(), _bound_to(instance_url))
+    row.client_secret_sealed = ring.seal(app.client_secret.encode(), app_secret_bound_to(instance_url))
     session.add(row)
     session.flush()
     return app

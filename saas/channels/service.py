@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -14,7 +16,7 @@ from billing.lifecycle import Action
 from publishers.base import Credentials, Profile
 from saas import entitlements
 from saas.channels.models import Channel, ChannelHealth
-from saas.crypto import KeyRing
+from saas.crypto import DecryptionError, KeyRing
 from tenants.scoping import bound_tenant_id, system_session
 
 
@@ -102,15 +104,83 @@ def channels(session: so.Session) -> list[Channel]:
     return list(session.scalars(sa.select(Channel).order_by(Channel.network, sa.func.lower(Channel.handle))))
 
 
-def rotate_keys() -> int:
-    """Re-seal every channel's credentials with the newest key. Cross-tenant by nature."""
+@dataclass(frozen=True)
+class _SealedColumn:
+    """A column holding values sealed with `keyring()`, and what each row's value is bound to."""
+
+    model: type[Any]
+    column: str
+    bound_to: Callable[[Any], str]
+    key: str = "id"  # the primary key, which batches follow
+
+    def not_sealed_with(self, prefix: str) -> sa.ColumnElement[bool]:
+        column = getattr(self.model, self.column)
+        return sa.and_(column.is_not(None), ~column.startswith(prefix))
+
+
+def _sealed_columns() -> tuple[_SealedColumn, ...]:
+    from saas.channels.mastodon import app_secret_bound_to
+    from saas.channels.models import MastodonApp
+    from saas.identity.models import TwoFactorCredential
+    from saas.identity.twofactor import secret_bound_to
+    from saas.webhooks.models import WebhookEndpoint
+    from saas.webhooks.service import secret_bound_to as webhook_secret_bound_to
+
+    return (
+        _SealedColumn(Channel, "credentials_sealed", _bound_to),
+        _SealedColumn(MastodonApp, "client_secret_sealed", lambda row: app_secret_bound_to(row.instance_url)),
+        _SealedColumn(TwoFactorCredential, "secret_sealed", lambda row: secret_bound_to(row.user_id), key="user_id"),
+        # A webhook endpoint's signing secret, and the previous one while a secret change is in its grace period.
+        _SealedColumn(WebhookEndpoint, "secret_sealed", webhook_secret_bound_to),
+        _SealedColumn(WebhookEndpoint, "previous_secret_sealed", webhook_secret_bound_to),
+    )
+
+
+@dataclass
+class Rotation:
+    rotated: int = 0
+    unreadable: list[str] = field(default_factory=list)  # "<table> <id>": sealed with a key no longer listed
+
+
+def rotate_keys(batch_size: int = 200) -> Rotation:
+    """Re-seal every sealed value with the newest key, while the app keeps running. Cross-tenant by nature.
+
+    Safe beside live traffic: every listed key still opens values, so rows not yet re-sealed
+    keep working; each batch is its own short transaction and locks its rows (FOR UPDATE), so
+    a token refresh racing with it waits a moment and is never overwritten by the old value.
+    """
     ring = keyring()
-    rotated = 0
+    report = Rotation()
+    for sealed in _sealed_columns():
+        key = getattr(sealed.model, sealed.key)
+        after = 0
+        while True:
+            with system_session() as session:
+                rows = session.scalars(
+                    sa.select(sealed.model)
+                    .where(key > after, sealed.not_sealed_with(ring.newest_prefix()))
+                    .order_by(key)
+                    .limit(batch_size)
+                    .with_for_update()
+                ).all()
+                for row in rows:
+                    try:
+                        setattr(row, sealed.column, ring.reseal(getattr(row, sealed.column), sealed.bound_to(row)))
+                        report.rotated += 1
+                    except DecryptionError:
+                        report.unreadable.append(f"{sealed.model.__tablename__} {getattr(row, sealed.key)}")
+                session.commit()
+            if len(rows) < batch_size:
+                break
+            after = getattr(rows[-1], sealed.key)
+    return report
+
+
+def sealed_with_older_keys() -> int:
+    """How many values the newest key did not seal: 0 means the older keys can leave ENCRYPTION_KEYS."""
+    prefix = keyring().newest_prefix()
     with system_session() as session:
-        for channel in session.scalars(sa.select(Channel).where(Channel.credentials_sealed.is_not(None))):
-            assert channel.credentials_sealed is not None
-            if ring.needs_rotation(channel.credentials_sealed):
-                store_credentials(channel, load_credentials(channel))
-                rotated += 1
-        session.commit()
-    return rotated
+        return sum(
+            session.scalar(sa.select(sa.func.count()).select_from(s.model).where(s.not_sealed_with(prefix))) or 0
+            for s in _sealed_columns()
+        )

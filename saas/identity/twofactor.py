@@ -38,12 +38,12 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def _bound_to(user_id: int) -> str:
+def secret_bound_to(user_id: int) -> str:
     return f"totp:{user_id}"
 
 
 def _secret(credential: TwoFactorCredential) -> str:
-    return keyring().open(credential.secret_sealed, _bound_to(credential.user_id)).decode()
+    return keyring().open(credential.secret_sealed, secret_bound_to(credential.user_id)).decode()
 
 
 def _digest(code: str) -> str:
@@ -74,7 +74,7 @@ def begin_setup(session: so.Session, user_id: int) -> str:
     if existing is not None and existing.enabled_at is not None:
         raise WrongCode("Two-factor authentication is already on. Turn it off first to use a new authenticator.")
     secret = pyotp.random_base32()
-    sealed = keyring().seal(secret.encode(), _bound_to(user_id))
+    sealed = keyring().seal(secret.encode(), secret_bound_to(user_id))
     if existing is None:
         session.add(TwoFactorCredential(user_id=user_id, secret_sealed=sealed))
     else:
@@ -187,14 +187,3 @@ def disable(session: so.Session, user_id: int) -> None:
     deleted = session.execute(sa.delete(TwoFactorCredential).where(TwoFactorCredential.user_id == user_id))
     if db.rows_affected(deleted):
         events.record(session, EventKind.TWO_FACTOR_DISABLED, user_id)
-
-
-def rotate_keys(session: so.Session) -> int:
-    """Re-seal every authenticator secret with the newest ENCRYPTION_KEYS key (`flask rotate-keys`)."""
-    ring = keyring()
-    rotated = 0
-    for found in session.scalars(sa.select(TwoFactorCredential).with_for_update()):
-        if ring.needs_rotation(found.secret_sealed):
-            found.secret_sealed = ring.seal(_secret(found).encode(), _bound_to(found.user_id))
-            rotated += 1
-    return rotated

@@ -21,7 +21,7 @@ from saas.channels.service import keyring
 from saas.webhooks import signing
 from saas.webhooks.events import EVENT_TYPES, TEST_EVENT
 from saas.webhooks.models import DeliveryState, WebhookDelivery, WebhookEndpoint, WebhookEvent
-from tenants.scoping import bound_tenant_id, system_session
+from tenants.scoping import bound_tenant_id
 
 MAX_URL = 2000
 MAX_DESCRIPTION = 200
@@ -95,17 +95,17 @@ def check(data: EndpointInput) -> EndpointInput:
 # --- secrets -----------------------------------------------------------------------------------------------
 
 
-def _bound_to(endpoint: WebhookEndpoint) -> str:
+def secret_bound_to(endpoint: WebhookEndpoint) -> str:
     # Sealed for this row of this tenant only: copied elsewhere it will not open.
     return f"webhook:{endpoint.tenant_id}:{endpoint.id}"
 
 
 def _seal(endpoint: WebhookEndpoint, secret: str) -> str:
-    return keyring().seal(secret.encode(), _bound_to(endpoint))
+    return keyring().seal(secret.encode(), secret_bound_to(endpoint))
 
 
 def secret_of(endpoint: WebhookEndpoint) -> str:
-    return keyring().open(endpoint.secret_sealed, _bound_to(endpoint)).decode()
+    return keyring().open(endpoint.secret_sealed, secret_bound_to(endpoint)).decode()
 
 
 def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
@@ -116,7 +116,7 @@ def signing_secrets(endpoint: WebhookEndpoint, now: datetime) -> list[str]:
         and endpoint.previous_secret_expires_at
         and endpoint.previous_secret_expires_at > now
     ):
-        secrets.append(keyring().open(endpoint.previous_secret_sealed, _bound_to(endpoint)).decode())
+        secrets.append(keyring().open(endpoint.previous_secret_sealed, secret_bound_to(endpoint)).decode())
     return secrets
 
 
@@ -129,21 +129,6 @@ def rotate_secret(session: so.Session, endpoint_id: int) -> tuple[WebhookEndpoin
     endpoint.secret_sealed = _seal(endpoint, secret)
     session.flush()
     return endpoint, secret
-
-
-def reseal_all() -> int:
-    """Re-seal every endpoint's secrets with the newest ENCRYPTION_KEYS key (`rotate-keys`). Cross-tenant by nature."""
-    ring, count = keyring(), 0
-    with system_session() as session:
-        for endpoint in session.scalars(sa.select(WebhookEndpoint)):
-            bound = _bound_to(endpoint)
-            for column in ("secret_sealed", "previous_secret_sealed"):
-                sealed = getattr(endpoint, column)
-                if sealed and ring.needs_rotation(sealed):
-                    setattr(endpoint, column, ring.seal(ring.open(sealed, bound), bound))
-                    count += 1
-        session.commit()
-    return count
 
 
 # --- endpoints ---------------------------------------------------------------------------------------------

@@ -17,8 +17,9 @@ import sqlalchemy as sa
 from flask import Flask
 
 from billing.models import StripeEvent, Subscription
-from saas import db
+from tenants import system_session
 from tenants.models import Tenant
+from tests.conftest import remember_secret
 from tests.factories import app_context
 from tests.fakes.stripe import FakeStripe
 from tests.live_server import serving
@@ -38,6 +39,7 @@ def webhook_base(app: Flask) -> Iterator[str]:
 def fake_stripe_for(app: Flask, app_base_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeStripe]:
     """A FakeStripe sending webhooks to the app at `app_base_url`, with the app's billing pointed at it."""
     fake = FakeStripe(webhook_url=f"{app_base_url}/webhooks/stripe").start()
+    remember_secret(fake.secret_key, fake.webhook_secret)  # never to be logged
     settings = {
         "BILLING_ENABLED": True,
         "STRIPE_SECRET_KEY": fake.secret_key,
@@ -74,10 +76,10 @@ def subscribe(client: Any, stripe: FakeStripe, tenant: Tenant, plan: str = "pro"
 
 
 def subscription_row(tenant_id: int) -> Subscription | None:
-    with app_context(), db.new_session() as session:
+    with app_context(), system_session() as session:
         return session.scalar(sa.select(Subscription).where(Subscription.tenant_id == tenant_id))
 
 
 def events_recorded() -> list[tuple[str, str]]:
-    with app_context(), db.new_session() as session:
+    with app_context(), system_session() as session:
         return [tuple(r) for r in session.execute(sa.select(StripeEvent.id, StripeEvent.outcome))]

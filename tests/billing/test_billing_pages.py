@@ -8,7 +8,8 @@ import sqlalchemy as sa
 
 from billing import subscriptions
 from billing.models import SubscriptionStatus
-from saas import db, entitlements
+from saas import entitlements
+from tenants import system_session, tenant_session
 from tenants.models import Role, TenantKind
 from tests.billing.conftest import subscribe, subscription_row
 from tests.factories import PASSWORD, add_member, app_context, make_tenant, make_workspace
@@ -97,7 +98,7 @@ def test_agency_quantity_follows_its_managed_clients(client, stripe):
 
     # A third client arrives: the quantity follows, prorated by Stripe.
     third = make_tenant("Copper", kind=TenantKind.CLIENT, managed_by=agency)
-    with app_context(), db.new_session() as session:
+    with app_context(), system_session() as session:  # as entitlements.sync_agency_quantity does
         assert subscriptions.sync_agency_quantity(session, entitlements.gateway(), agency.id) == 3
         session.commit()
     update = [e for e in stripe.journal.entries("POST", f"/v1/subscriptions/{sub_id}")][-1]
@@ -134,7 +135,7 @@ def test_a_managed_client_is_covered_by_its_agency(client, stripe):
     stripe.set_status(sub_id, "unpaid")
     stripe.wait_delivered()
 
-    with app_context(), db.new_session() as session:
+    with app_context(), tenant_session(client_tenant.id) as session:  # as the client's pages see it
         state = entitlements.state(session, client_tenant.id)
         count = session.scalar(sa.select(sa.func.count()).select_from(sa.table("subscriptions")))
     assert state.covered_by_agency and state.plan.name == "Agency" and count == 1

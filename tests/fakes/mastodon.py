@@ -53,6 +53,7 @@ from urllib.parse import urlencode, urlsplit
 
 import regex
 
+from tests.fakes import tokens
 from tests.fakes.network import RateLimit, iso
 from tests.fakes.server import FakeRequest, FakeResponse, FakeServer, json_response, serve_until_stopped
 from tests.fakes.standalone import FakeClock, PageEntry, RateWindows, timeline_page
@@ -263,7 +264,7 @@ class FakeMastodon(FakeServer):
             return _invalid("Validation failed: Redirect URI must be an absolute URI.")
         app = App(
             client_id=secrets.token_urlsafe(32),
-            client_secret=secrets.token_urlsafe(32),
+            client_secret=tokens.issue(),
             name=str(fields["client_name"]),
             redirect_uris=redirect_uris,
             scopes=str(fields.get("scopes") or "read").split(),
@@ -540,7 +541,7 @@ class FakeMastodon(FakeServer):
         return account
 
     def _issue_token(self, account_id: str, scopes: str) -> str:
-        token = secrets.token_urlsafe(32)
+        token = tokens.issue()
         self._tokens[token] = Token(account_id, scopes)
         return token
 

@@ -38,7 +38,6 @@ import argparse
 import dataclasses
 import itertools
 import math
-import secrets
 import sys
 import threading
 from collections import Counter
@@ -47,6 +46,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import unquote
 
+from tests.fakes import tokens
 from tests.fakes.server import FakeRequest, FakeResponse, FakeServer, json_response, serve_until_stopped
 
 MAX_TEXT_LENGTH = 500
@@ -401,8 +401,8 @@ class FakeSandboxNetwork(FakeServer):
     def _issue_grant(self, account_id: str) -> Grant:
         grant = Grant(
             account_id=account_id,
-            access_token=f"sbx_at_{secrets.token_urlsafe(24)}",
-            refresh_token=f"sbx_rt_{secrets.token_urlsafe(24)}",
+            access_token=tokens.issue(24, "sbx_at_"),
+            refresh_token=tokens.issue(24, "sbx_rt_"),
             expires_at=self.now() + self._token_lifetime,
         )
         self._grants_by_access[grant.access_token] = grant

@@ -13,6 +13,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Literal
 
+from tests.fakes import tokens
 from tests.fakes.standalone import FakeClock
 
 
@@ -67,11 +68,11 @@ class TokenStore:
     ) -> tuple[str, str | None]:
         now = self.clock.now()
         life = lifetime or self.access_lifetime
-        access = secrets.token_urlsafe(32)
+        access = tokens.issue()
         self.access[access] = Token(account_id, now + life if life else None, issued_at=now)
         refresh = None
         if with_refresh:
-            refresh = secrets.token_urlsafe(32)
+            refresh = tokens.issue()
             self.refresh[refresh] = Token(account_id, None, issued_at=now)
         return access, refresh
 

@@ -111,7 +111,7 @@ class Stack:
     root: Path
     pg: EmbeddedPostgres
     redis_server: EmbeddedRedis
-    database_url: str
+    urls: dict[str, str]  # DATABASE_URL, SYSTEM_DATABASE_URL, MIGRATION_DATABASE_URL: the roles of saas/rls.py
     app: Flask
     encryption_keys: str
     lease_seconds: int = 5
@@ -133,16 +133,16 @@ class Stack:
         try:
             pg.start()
             pg.create_database(DATABASE)
-            database_url = pg.url(DATABASE)
+            urls = pg.role_urls(DATABASE)
             alembic_cfg = AlembicConfig(str(PROJECT_ROOT / "alembic.ini"))
-            alembic_cfg.set_main_option("sqlalchemy.url", database_url)
+            alembic_cfg.set_main_option("sqlalchemy.url", urls["MIGRATION_DATABASE_URL"])
             command.upgrade(alembic_cfg, "head")
             redis_server.start()
             keys = new_key()
             app = create_app(
                 {
                     "TESTING": True,
-                    "DATABASE_URL": database_url,
+                    **urls,
                     "REDIS_URL": redis_server.url,
                     "ENCRYPTION_KEYS": keys,
                     "MAIL_URL": None,
@@ -162,7 +162,7 @@ class Stack:
             root=root,
             pg=pg,
             redis_server=redis_server,
-            database_url=database_url,
+            urls=urls,
             app=app,
             encryption_keys=keys,
             lease_seconds=lease_seconds,
@@ -174,7 +174,8 @@ class Stack:
         try:
             self.stop_all()
         finally:
-            self.app.extensions["db_engine"].dispose()
+            for engine in (self.engine, self.app.extensions["db_engine"], self.app.extensions["db_system_engine"]):
+                engine.dispose()
             self.redis_server.stop()
             self.pg.stop()
             shutil.rmtree(self.root, ignore_errors=True)
@@ -202,7 +203,10 @@ class Stack:
 
     @property
     def engine(self) -> sa.Engine:
-        return self.app.extensions["db_engine"]
+        """The tables' owner: the test's own eye on every tenant (and TRUNCATE), past row-level security."""
+        if "test_owner_engine" not in self.app.extensions:
+            self.app.extensions["test_owner_engine"] = sa.create_engine(self.urls["MIGRATION_DATABASE_URL"])
+        return self.app.extensions["test_owner_engine"]
 
     @property
     def redis(self) -> Redis:
@@ -215,7 +219,7 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if k not in ("APP_ENV", "FLASK_ENV", "MAIL_URL")}
         env.update(
             {
-                "DATABASE_URL": self.database_url,
+                **self.urls,
                 "REDIS_URL": self.redis_server.url,
                 "SANDBOX_BASE_URL": self.network.base_url if self.network else "http://127.0.0.1:9/sandbox",
                 "ENCRYPTION_KEYS": self.encryption_keys,
@@ -343,7 +347,8 @@ class Stack:
         self.pg.stop()
         self.pg.start()
         assert self.pg.port == port
-        self.engine.dispose()
+        for engine in (self.engine, self.app.extensions["db_engine"], self.app.extensions["db_system_engine"]):
+            engine.dispose()
 
     # -- waiting and looking -----------------------------------------------------------------------------------------
 
