@@ -17,6 +17,7 @@ def https_app(app: Flask) -> Flask:
         {
             "TESTING": True,
             "DATABASE_URL": app.config["DATABASE_URL"],
+            "SYSTEM_DATABASE_URL": app.config["SYSTEM_DATABASE_URL"],
             "REDIS_URL": app.config["REDIS_URL"],
             "MAIL_URL": None,
             "MAIL_DIR": app.config["MAIL_DIR"],
