@@ -2,7 +2,7 @@
 
 Starts its own embedded PostgreSQL and Redis, migrates, seeds one workspace with N posts (default 10,000,
 spread over a year, one target each) and an API token, runs the web process as `make run` does (gunicorn,
-2 workers of 4 threads), then for S seconds runs C concurrent clients: each lists a random week window
+two workers per core), then for S seconds runs C concurrent clients: each lists a random week window
 (`GET /api/v1/posts?from=…&to=…&limit=50`) and, every --create-every'th request, creates a post
 (`POST /api/v1/posts` with an Idempotency-Key). Prints ONE JSON line on stdout:
 
@@ -268,8 +268,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=16, help="concurrent client threads")
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--create-every", type=int, default=10, help="every n-th request of a client creates a post")
-    parser.add_argument("--web-workers", type=int, default=2, help="gunicorn workers (`make run` starts 2)")
-    parser.add_argument("--web-threads", type=int, default=4, help="gunicorn threads per worker (as `make run`)")
+    parser.add_argument("--web-workers", type=int, default=2 * (os.cpu_count() or 1),
+                        help="gunicorn workers (as `make run`: two per core)")  # fmt: skip
+    parser.add_argument("--web-threads", type=int, default=1, help="gunicorn threads per worker (as `make run`)")
     return parser.parse_args(argv)
 
 

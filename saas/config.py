@@ -137,10 +137,11 @@ def load() -> dict[str, Any]:
         "API_RATE_LIMIT": _env("API_RATE_LIMIT", "600 per minute"),
         "TRUSTED_PROXIES": int(_env("TRUSTED_PROXIES", "0") or 0),
         "PORT": int(_env("PORT", "5000") or 5000),
-        "WEB_CONCURRENCY": int(_env("WEB_CONCURRENCY", "2") or 2),
-        # Threads per web process: a request spends part of its time waiting on PostgreSQL and Redis, and
-        # another request's Python runs meanwhile (measured: about a third more API requests per second).
-        "WEB_THREADS": int(_env("WEB_THREADS", "4") or 4),
+        # Web processes: two per core, since a request waits on PostgreSQL and Redis part of the time and
+        # another process's Python runs meanwhile (measured with bench/api_load.py: processes did better than
+        # threads, which share one interpreter lock). Threads per process stay available for I/O-heavy loads.
+        "WEB_CONCURRENCY": int(_env("WEB_CONCURRENCY", str(2 * (os.cpu_count() or 1))) or 2),
+        "WEB_THREADS": int(_env("WEB_THREADS", "1") or 1),
         # RQ worker processes `make run` starts: one per core, since a publish batch is part CPU (HTTP, SQL)
         # and one process holds one core at most. Production scales the Procfile's `worker` the same way.
         "WORKER_PROCESSES": int(_env("WORKER_PROCESSES", str(os.cpu_count() or 1)) or 1),

@@ -69,6 +69,10 @@ def init_app(app: Flask) -> None:
     app.extensions["db_system_engine"] = system
     app.extensions["db_sessionmaker"] = so.sessionmaker(bind=engine, expire_on_commit=False)
     app.extensions["db_system_sessionmaker"] = so.sessionmaker(bind=system, expire_on_commit=False)
+    # Lookups that only read (an API token by its hash): each statement on its own, no BEGIN and ROLLBACK
+    # round trips around it.
+    reader = system.execution_options(isolation_level="AUTOCOMMIT")
+    app.extensions["db_system_reader"] = so.sessionmaker(bind=reader, expire_on_commit=False)
 
     @app.teardown_appcontext
     def remove_session(_exc: BaseException | None) -> None:
@@ -94,8 +98,10 @@ def new_session(**kwargs: Any) -> so.Session:
 
     `info={"system": True}` (what `tenants.system_session` passes) connects as the system role.
     """
-    if kwargs.get("info", {}).get("system"):
-        return current_app.extensions["db_system_sessionmaker"](**kwargs)
+    info = kwargs.get("info", {})
+    if info.get("system"):
+        factory = "db_system_reader" if info.get("autocommit") else "db_system_sessionmaker"
+        return current_app.extensions[factory](**kwargs)
     return current_app.extensions["db_sessionmaker"](**kwargs)
 
 

@@ -13,8 +13,13 @@ def timezones() -> tuple[str, ...]:
     return tuple(sorted(z for z in zoneinfo.available_timezones() if "/" in z or z == "UTC"))
 
 
+@cache
+def _zone_set() -> frozenset[str]:
+    return frozenset(timezones())
+
+
 def is_timezone(name: str) -> bool:
-    return name in timezones()
+    return name in _zone_set()
 
 
 def to_local(moment: datetime, zone: str) -> datetime:

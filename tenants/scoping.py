@@ -87,9 +87,12 @@ def tenant_session(tenant_id: int) -> Iterator[so.Session]:
 
 
 @contextmanager
-def system_session() -> Iterator[so.Session]:
-    """Open a session that sees every tenant. Each call site is reviewed and listed."""
-    with db.new_session(info={"system": True}) as session:
+def system_session(autocommit: bool = False) -> Iterator[so.Session]:
+    """Open a session that sees every tenant. Each call site is reviewed and listed.
+
+    `autocommit`: every statement commits on its own (for a hot lookup that only reads, or writes one row).
+    """
+    with db.new_session(info={"system": True, "autocommit": autocommit}) as session:
         yield session
 
 

@@ -6,6 +6,7 @@ import base64
 import json
 import zoneinfo
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from saas import db, timezones
@@ -53,11 +54,13 @@ FIELDS = {
 
 
 def post_out(post: PostView) -> PostOut:
-    zone = zoneinfo.ZoneInfo(post.timezone) if timezones.is_timezone(post.timezone) else zoneinfo.ZoneInfo("UTC")
+    """The API's view of a post. Built without validation (`model_construct`): every value comes from our own
+    rows with the declared types, and a page of fifty is built hundreds of times a second."""
+    zone = _zone(post.timezone)
     media_ids, media_overrides = service.media_of(post)
     overrides = service.overrides_of(post)
     rule = recurrence.Rule.from_json(post.recurrence) if post.recurrence else None
-    return PostOut(
+    return PostOut.model_construct(
         id=post.id,
         version=post.revision,
         state=post.state,
@@ -67,7 +70,7 @@ def post_out(post: PostView) -> PostOut:
         timezone=post.timezone,
         channel_ids=service.channel_ids_of(post),
         targets=[
-            TargetOut(
+            TargetOut.model_construct(
                 id=t.id,
                 channel_id=t.channel_id,
                 state=t.state,
@@ -81,7 +84,7 @@ def post_out(post: PostView) -> PostOut:
             for t in post.targets
         ],
         channel_overrides=[
-            ChannelOverrideOut(
+            ChannelOverrideOut.model_construct(
                 channel_id=cid,
                 text=overrides.get(cid),
                 media_ids=list(media_overrides[cid]) if cid in media_overrides else None,
@@ -99,6 +102,11 @@ def post_out(post: PostView) -> PostOut:
         created_at=post.created_at,
         updated_at=post.updated_at,
     )
+
+
+@cache
+def _zone(name: str) -> zoneinfo.ZoneInfo:
+    return zoneinfo.ZoneInfo(name if timezones.is_timezone(name) else "UTC")
 
 
 def _etag(post: Post | PostView) -> dict[str, str]:

@@ -122,7 +122,7 @@ def authenticate(raw: str, client_id: int | None = None, now: datetime | None = 
         return None
     now = now or utcnow()
     # A token names no workspace: its hash finds it, across tenants (one query, with its person's role).
-    with system_session() as session:
+    with system_session(autocommit=True) as session:
         row = session.execute(
             sa.select(ApiToken, Membership.role, Tenant, User.name)
             .join(
