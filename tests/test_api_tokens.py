@@ -102,3 +102,25 @@ def test_cli_makes_a_token_for_a_member(app):
         args=["create-api-token", "--workspace", tenant.slug, "--user", stranger.email, "--name", "x"]
     )
     assert refused.exit_code != 0 and "not one" in refused.output
+
+
+def test_agency_people_in_a_client_are_sent_to_their_agencys_tokens(client):
+    """A token belongs to the people of the workspace that makes it; an agency's reaches its clients from there."""
+    from tenants.models import TenantKind
+    from tests.factories import make_tenant
+
+    agency, agency_owner = make_workspace(name="Northwind Social", kind=TenantKind.AGENCY)
+    bluebell = make_tenant("Bluebell Bakery", kind=TenantKind.CLIENT, managed_by=agency, owner=make_user())
+    client.log_in(agency_owner.email, PASSWORD)
+    page = f"/w/{bluebell.slug}/settings/api-tokens"
+
+    html = client.get(page).get_data(as_text=True)
+    assert f'href="/w/{agency.slug}/settings/api-tokens"' in html and f"/api/v1/clients/{bluebell.id}/" in html
+    refused = client.submit(page, {"name": "Zapier", "scopes": "read"}, page=page)
+
+    assert refused.status_code == 422 and "Make the token in Northwind Social" in refused.get_data(as_text=True)
+    with app_context(), system_session() as session:
+        assert session.scalar(sa.select(sa.func.count(ApiToken.id))) == 0
+    made = client.submit(f"/w/{agency.slug}/settings/api-tokens", {"name": "Zapier", "scopes": "read"},
+                         page=f"/w/{agency.slug}/settings/api-tokens")  # fmt: skip
+    assert made.status_code == 201

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from saas import db
@@ -16,13 +16,20 @@ from saas.api.models import Scope
 from saas.security import TEAM_MANAGERS, require_role
 from saas.web.forms import ConfirmForm
 from saas.web.reauth import recent_auth_required
+from tenants.models import Tenant
 
 bp = Blueprint("api_tokens", __name__, url_prefix="/settings/api-tokens")
+
+
+def _agency() -> Tenant | None:
+    """The agency, when its staff are here for a client: their tokens belong to the agency's workspace."""
+    return db.session.get(Tenant, g.workspace.agency_id) if g.workspace.acting_for_client else None
 
 
 def _render(secret: str | None = None, error: str | None = None, status: int = 200) -> Any:
     return render_template(
         "workspace/api_tokens.html",
+        agency=_agency(),
         tokens=tokens.listed(db.session()),
         scopes=list(Scope),
         secret=secret,
@@ -43,6 +50,10 @@ def index() -> Any:
 def create() -> Any:
     if not ConfirmForm().validate_on_submit():
         abort(400)
+    agency = _agency()
+    if agency is not None:
+        return _render(error=f"Make the token in {agency.name}'s own settings: it reaches this client from there.",
+                       status=422)  # fmt: skip
     try:
         token, secret = tokens.create(
             db.session(),
