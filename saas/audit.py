@@ -72,6 +72,7 @@ ACTIONS = {
     "workspace.posts.target_action": "Acted on a post's channel",
     "workspace.posts.reschedule": "Rescheduled a held post",
     "workspace.approval.submit": "Sent a post for approval",
+    "workspace.approval.submit_week": "Sent the next 7 days' posts for approval",
     "workspace.approval.decide": "Decided on a post",
     "workspace.approval.bulk": "Decided on several posts",
     "workspace.approval.comment": "Commented on a post",
