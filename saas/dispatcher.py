@@ -22,8 +22,8 @@ LAST_TICK_KEY = "dispatcher:last_tick"
 TICK_SECONDS = 1.0
 REMINDERS_KEY = "dispatcher:approval_reminders"
 REMINDERS_SECONDS = 600
-WEBHOOK_PRUNE_KEY = "dispatcher:webhook_prune"
-WEBHOOK_PRUNE_SECONDS = 3600
+HOUSEKEEPING_KEY = "dispatcher:housekeeping"
+HOUSEKEEPING_SECONDS = 3600
 
 
 def record_tick(connection: redis.Redis, at: datetime) -> None:
@@ -37,11 +37,10 @@ def last_tick(connection: redis.Redis) -> datetime | None:
 
 def tick(connection: redis.Redis) -> None:
     """One pass: note that we are alive, then claim and hand out what is due (needs an app context)."""
-    from saas.api import idempotency
     from saas.approvals.reminders import send_reminders
     from saas.posts.recurrence import advance_all
     from saas.publishing.dispatch import dispatch_due_targets
-    from saas.webhooks.delivery import dispatch_due_deliveries, prune_old_events
+    from saas.webhooks.delivery import dispatch_due_deliveries
 
     now = datetime.now(UTC)
     record_tick(connection, now)
@@ -51,9 +50,22 @@ def tick(connection: redis.Redis) -> None:
     # Approval reminders every few minutes from whichever clock gets there first (each is sent only once).
     if connection.set(REMINDERS_KEY, now.isoformat(), nx=True, ex=REMINDERS_SECONDS):
         send_reminders(now)
-    if connection.set(WEBHOOK_PRUNE_KEY, now.isoformat(), nx=True, ex=WEBHOOK_PRUNE_SECONDS):
-        prune_old_events()  # hourly, from whichever clock gets there first
-        idempotency.prune(now)
+    if connection.set(HOUSEKEEPING_KEY, now.isoformat(), nx=True, ex=HOUSEKEEPING_SECONDS):
+        housekeeping(now)  # hourly, from whichever clock gets there first
+
+
+def housekeeping(now: datetime) -> None:
+    """Keep the logs and remembered keys bounded: webhook deliveries, API idempotency keys, ended sessions."""
+    from saas import db
+    from saas.api import idempotency
+    from saas.identity import sessions
+    from saas.webhooks.delivery import prune_old_events
+
+    prune_old_events()
+    idempotency.prune(now)
+    with db.new_session() as session:  # log-in sessions are per user, not per workspace
+        sessions.prune(session)
+        session.commit()
 
 
 def run_forever(

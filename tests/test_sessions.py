@@ -212,3 +212,22 @@ def test_pruning_deletes_only_sessions_that_ended_long_ago(app, make_client):
     result = app.test_cli_runner().invoke(args=["prune-sessions"])
     assert "Deleted 1 ended session(s)." in result.output
     assert [s.id for s in sessions_of(user.id)] == [recent.id, live.id]
+
+
+def test_the_clock_prunes_ended_sessions_once_an_hour(app, make_client, redis_conn):
+    from saas import dispatcher
+
+    user = make_user()
+    make_client().log_in(user.email, PASSWORD)
+    make_client().log_in(user.email, PASSWORD)
+    old, live = sessions_of(user.id)
+    with app_context(), db.new_session() as session:
+        session.get(UserSession, old.id).revoked_at = datetime.now(UTC) - timedelta(days=31)
+        session.commit()
+    redis_conn.delete(dispatcher.HOUSEKEEPING_KEY)
+
+    with app.app_context():
+        dispatcher.tick(redis_conn)
+
+    assert [s.id for s in sessions_of(user.id)] == [live.id]
+    assert redis_conn.get(dispatcher.HOUSEKEEPING_KEY) is not None  # not again within the hour
