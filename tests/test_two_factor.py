@@ -296,3 +296,23 @@ def test_rotating_keys_reseals_the_secret_and_the_old_key_can_go(app, make_clien
         assert "Re-sealed 1 value(s)" in result.output
     with encryption_keys(app, fresh):
         assert log_in_with_code(make_client(), user.email, secret).status_code == 302
+
+
+def test_members_without_it_are_told_when_a_workspace_starts_requiring_it(client, outbox):
+    tenant, owner = make_workspace(name="Strict Co")
+    secret, _codes = enable_two_factor(owner)
+    careless, careful = make_user(), make_user()
+    add_member(tenant, careless, Role.EDITOR)
+    add_member(tenant, careful, Role.REVIEWER)
+    enable_two_factor(careful)
+
+    _require_two_factor(client, tenant, owner, secret)
+
+    [mail] = outbox.to(careless.email)
+    assert mail["Subject"] == "Strict Co now requires two-factor authentication"
+    assert "http://localhost/account/two-factor" in mail.get_content()
+    assert outbox.to(careful.email) == [] and outbox.to(owner.email) == []
+    # Saving the settings again, still required, tells nobody again.
+    client.submit(f"/w/{tenant.slug}/settings", {"name": "Strict Co", "timezone": "UTC", "require_two_factor": "y"},
+                  page=f"/w/{tenant.slug}/settings")  # fmt: skip
+    assert len(outbox.to(careless.email)) == 1

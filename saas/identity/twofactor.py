@@ -58,6 +58,18 @@ def credential(session: so.Session, user_id: int) -> TwoFactorCredential | None:
     return session.get(TwoFactorCredential, user_id)
 
 
+def without_it(session: so.Session, user_ids: list[int]) -> list[int]:
+    """Those of `user_ids` who have not turned two-factor authentication on."""
+    enabled = set(
+        session.scalars(
+            sa.select(TwoFactorCredential.user_id).where(
+                TwoFactorCredential.user_id.in_(user_ids), TwoFactorCredential.enabled_at.is_not(None)
+            )
+        )
+    )
+    return [u for u in user_ids if u not in enabled]
+
+
 def is_enabled(session: so.Session, user_id: int) -> bool:
     return bool(
         session.scalar(

@@ -7,13 +7,15 @@ binds the request's database session to that tenant for the rest of the request.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from saas import audit, db
+from saas import audit, db, mail
 from saas.identity import twofactor
+from saas.notifications.service import notify
 from saas.security import TEAM_MANAGERS
 from saas.web.forms import WorkspaceSettingsForm
 from tenants import bind_tenant
@@ -78,6 +80,25 @@ for _page in COMING_PAGES:
     bp.add_url_rule(f"/{_page}", _page, lambda _page=_page: _coming_page(_page), methods=["GET"])
 
 
+def _tell_members_two_factor_is_required(tenant: Tenant) -> None:
+    """Members without two-factor learn it now, by email and in the app, not at the door next time."""
+    session = db.session()
+    members = [m.user_id for m in tenant_service.members(session)]
+    notify(
+        session,
+        tenant_id=tenant.id,
+        user_ids=twofactor.without_it(session, members),
+        event_key=f"two-factor-required:{datetime.now(UTC):%Y%m%dT%H%M%S}",
+        title=f"{tenant.name} now requires two-factor authentication",
+        body=(
+            f"{current_user.name} turned on a requirement: to open {tenant.name} you need two-factor "
+            "authentication (a code from an authenticator app when you log in). Set it up now, or you will be "
+            "asked to the next time you open the workspace."
+        ),
+        link=mail.link("account.two_factor"),
+    )
+
+
 @bp.route("/settings", methods=["GET", "POST"])
 def settings() -> Any:
     tenant = tenant_service.tenant_of(db.session())
@@ -93,9 +114,12 @@ def settings() -> Any:
                     "Turn on two-factor authentication for your own account first (Profile and security)."
                 )
             else:
+                newly_required = bool(form.require_two_factor.data) and not tenant.require_two_factor
                 tenant.name = form.name.data
                 tenant.timezone = form.timezone.data
                 tenant.require_two_factor = bool(form.require_two_factor.data)
+                if newly_required:
+                    _tell_members_two_factor_is_required(tenant)
                 db.session.commit()
                 flash("Workspace settings saved.", "success")
                 return redirect(url_for("workspace.settings"))
