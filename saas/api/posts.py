@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import json
 import zoneinfo
+from collections.abc import Callable
 from datetime import datetime
 from functools import cache
 from typing import Any
+
+import sqlalchemy.orm as so
 
 from saas import db, timezones
 from saas.api.models import Scope
@@ -323,12 +326,7 @@ def update_post(call: Call, post_id: int) -> Reply:
 )
 def delete_post(call: Call, post_id: int) -> None:
     _may_publish(call)
-    try:
-        found = service.delete_post(db.session(), post_id)
-    except PostActionError as exc:
-        raise Problem(409, str(exc)) from None
-    if found is None:
-        raise Problem(404, f"There is no post {post_id} in this workspace.")
+    _act_on_post(service.delete_post, post_id)
 
 
 @api.operation(
@@ -343,14 +341,19 @@ def delete_post(call: Call, post_id: int) -> None:
 )
 def cancel_post(call: Call, post_id: int) -> PostOut:
     _may_publish(call)
+    _act_on_post(service.cancel_post, post_id)
+    db.session.flush()
+    return post_out(_find(post_id))
+
+
+def _act_on_post(act: Callable[[so.Session, int], Post | None], post_id: int) -> None:
+    """A service action on one post: 409 when its state refuses it, 404 when it is not this workspace's."""
     try:
-        found = service.cancel_post(db.session(), post_id)
+        found = act(db.session(), post_id)
     except PostActionError as exc:
         raise Problem(409, str(exc)) from None
     if found is None:
         raise Problem(404, f"There is no post {post_id} in this workspace.")
-    db.session.flush()
-    return post_out(_find(post_id))
 
 
 @api.operation(

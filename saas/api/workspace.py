@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import time
+from collections.abc import Callable
+from datetime import datetime, time
 from typing import Any
+
+import sqlalchemy.orm as so
 
 from saas import db, entitlements, timezones
 from saas.api.models import Scope
@@ -105,9 +108,7 @@ def get_channel(call: Call, channel_id: int) -> ChannelOut:
     description="Its waiting posts are held (blocked) until it is resumed.",
 )
 def pause_channel(call: Call, channel_id: int) -> ChannelPaused:
-    _channel(channel_id)
-    held = queue.pause(db.session(), channel_id, post_service.utcnow())
-    return ChannelPaused(channel=_channel_out(_channel(channel_id)), affected_posts=held)
+    return _switch(queue.pause, channel_id)
 
 
 @api.operation(
@@ -121,9 +122,14 @@ def pause_channel(call: Call, channel_id: int) -> ChannelPaused:
     description="Held posts go out at their time; any whose time passed go now.",
 )
 def resume_channel(call: Call, channel_id: int) -> ChannelPaused:
+    return _switch(queue.resume, channel_id)
+
+
+def _switch(act: Callable[[so.Session, int, datetime], int], channel_id: int) -> ChannelPaused:
+    """Pause or resume: 404 for another workspace's channel; how many posts were held or released."""
     _channel(channel_id)
-    released = queue.resume(db.session(), channel_id, post_service.utcnow())
-    return ChannelPaused(channel=_channel_out(_channel(channel_id)), affected_posts=released)
+    affected = act(db.session(), channel_id, post_service.utcnow())
+    return ChannelPaused(channel=_channel_out(_channel(channel_id)), affected_posts=affected)
 
 
 def _slot_out(slot: PostingSlot) -> SlotOut:
