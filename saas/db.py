@@ -67,6 +67,10 @@ def init_app(app: Flask) -> None:
     system = engine if system_url == app.config["DATABASE_URL"] else make_engine(system_url)
     app.extensions["db_engine"] = engine
     app.extensions["db_system_engine"] = system
+    from saas.api import grant_cache  # the API's remembered grants end when a table they read is written
+
+    for watched in {engine, system}:
+        grant_cache.watch(app, watched)
     app.extensions["db_sessionmaker"] = so.sessionmaker(bind=engine, expire_on_commit=False)
     app.extensions["db_system_sessionmaker"] = so.sessionmaker(bind=system, expire_on_commit=False)
     # Lookups that only read (an API token by its hash): each statement on its own, no BEGIN and ROLLBACK

@@ -635,3 +635,53 @@ def test_an_agency_creates_a_client_and_acts_in_it(app, client):
     tenant, direct_owner = make_workspace()
     refused = Api(client, make_api_token(tenant, direct_owner))("POST", "/clients", {"name": "Nope"})
     assert refused.status_code == 403
+
+
+def test_a_post_reads_as_its_schema_writes_it_with_what_the_composer_sees(shop):
+    """Posts are shaped from SQL documents, not through the model: they must still be `PostOut` to the letter,
+    with the channels, overrides and media the composer reads from the same post."""
+    from saas.api.schemas import PostOut
+    from saas.posts import service
+
+    api = shop["api"]
+    channel_id = connect(shop["tenant"], network="mastodon", handle="first")  # Mastodon takes threads
+    second = connect(shop["tenant"], network="mastodon", handle="second")
+    media = api("POST", "/media", data={"file": (io.BytesIO(gif()), "a.gif"), "alt": "a loaf"}).json["id"]
+    rich = {
+        "text": "Fresh bread at nine",
+        "channel_ids": [channel_id, second],
+        "channel_overrides": [{"channel_id": second, "text": "Bread!", "media_ids": []}],
+        "media_ids": [media],
+        "thread": ["and buns", "and cake"],
+        "tags": ["bread"],
+        "notes": "ask the baker",
+        "first_comment": "Open till six",
+        "recurrence": {"freq": "weekly", "interval": 2, "weekdays": [0, 3], "count": 5},
+    }
+    summer = datetime.now(UTC).year + 1  # 1 July next year: ahead, within two years, Paris on +02:00
+    scheduled = api("POST", "/posts", {**rich, "scheduled_at": f"{summer}-07-01T09:00:00.25+02:00"}).json
+    assert "id" in scheduled, scheduled
+    draft = api("POST", "/posts", {**rich, "draft": True}).json
+    listed = api("GET", "/posts").json["data"]
+    assert [p["id"] for p in listed] == [scheduled["id"], draft["id"]]
+    for post, read in zip((scheduled, draft), listed, strict=True):
+        assert read == post == api("GET", f"/posts/{post['id']}").json
+        assert PostOut.model_validate(post).model_dump(mode="json") == post  # every value as pydantic writes it
+        with app_context(), db.new_session() as session:
+            from tenants import bind_tenant
+
+            bind_tenant(session, shop["tenant"].id)
+            row = session.get(Post, post["id"])
+            extras = service.extras_of(row)
+            assert post["channel_ids"] == service.channel_ids_of(row) == [channel_id, second]
+            assert {o["channel_id"]: o["text"] for o in post["channel_overrides"]} == {second: "Bread!"}
+            assert extras.overrides == {second: "Bread!"}
+            assert {o["channel_id"]: o["media_ids"] for o in post["channel_overrides"]} == {
+                cid: list(ids) for cid, ids in extras.media_overrides.items()
+            }
+            assert post["media_ids"] == list(extras.media_ids) == [media]
+            assert post["thread"] == list(extras.thread)
+            assert post["recurrence"] == {**extras.repeat.as_json(), "until": None}
+    assert scheduled["scheduled_at"] == f"{summer}-07-01T07:00:00.250000Z"
+    assert scheduled["scheduled_at_local"] == f"{summer}-07-01T09:00:00.250000+02:00"
+    assert scheduled["targets"][0]["scheduled_at"] == f"{summer}-07-01T07:00:00.250000Z"

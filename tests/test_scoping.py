@@ -166,7 +166,8 @@ SYSTEM_SCOPE_CALL_SITES = {
     "saas/channels/connect_links.py:grant_for",  # a connect link names no workspace: its token finds it
     "saas/approvals/reminders.py:tenants_with_open_requests",  # which workspaces have approvals to remind of
     "saas/entitlements.py:sync_agency_quantity",  # a client's change bills its agency
-    "saas/api/tokens.py:authenticate",  # an API token names no workspace: its hash finds it
+    "saas/api/tokens.py:_look_up",  # an API token names no workspace: its hash finds it
+    "saas/api/tokens.py:authenticate",  # records a remembered token's last use (its own row, by id)
     "saas/api/idempotency.py:prune",  # the clock forgets every workspace's old idempotency keys
     "saas/webhooks/delivery.py:dispatch_due_deliveries",  # the clock delivers every workspace's webhooks
     "saas/webhooks/delivery.py:prune_old_events",  # the clock keeps every workspace's delivery log bounded

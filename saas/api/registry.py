@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from flask import Blueprint, Response, g, request
 from pydantic import BaseModel, ValidationError
 
@@ -48,7 +49,8 @@ class Call:
 
 @dataclass(frozen=True)
 class Reply:
-    body: BaseModel | None = None
+    # A model, or (for the hottest answers, saas.api.posts.post_out) its JSON values already in the model's shape.
+    body: BaseModel | dict[str, Any] | None = None
     status: int = 200
     headers: dict[str, str] = field(default_factory=dict)
     # Work that must follow the commit (it talks to another system), never run for a change rolled back.
@@ -297,10 +299,10 @@ def _as_reply(result: Any, op: Operation) -> Reply:
 def _response(reply: Reply) -> Response:
     if reply.body is None:
         response = Response(status=reply.status)
+    elif isinstance(reply.body, BaseModel):  # serialised by pydantic-core directly, without a dict in between
+        response = Response(reply.body.model_dump_json(by_alias=True), status=reply.status, mimetype="application/json")
     else:
-        response = Response(  # serialised by pydantic-core directly, without a dict in between
-            reply.body.model_dump_json(by_alias=True), status=reply.status, mimetype="application/json"
-        )
+        response = Response(orjson.dumps(reply.body), status=reply.status, mimetype="application/json")
     response.headers.update(reply.headers)
     return response
 

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 
+from saas.api import grant_cache
 from saas.api.models import ApiToken, Scope
 from tenants import agency, tokens
 from tenants import service as tenant_service
@@ -116,11 +117,28 @@ def authenticate(raw: str, client_id: int | None = None, now: datetime | None = 
     """The grant of a live token, in its own workspace or (agency tokens) in client `client_id`; else None.
 
     None: an unknown or revoked token, or one whose person left. ClientUnreachable: a client the token may
-    not act on, whether or not it exists (404 either way).
+    not act on, whether or not it exists (404 either way). A grant found is remembered by this process
+    until anything it was read from changes (saas.api.grant_cache); refusals are never remembered.
     """
     if not raw.startswith(PREFIX) or len(raw) > 100:
         return None
     now = now or utcnow()
+    key = (tokens.digest(raw), client_id)
+    epoch = grant_cache.current_epoch()  # read before the lookup: a change racing it leaves this epoch behind
+    remembered = grant_cache.recall(key, epoch)
+    if remembered is not None:
+        if now - remembered.last_used_at >= LAST_USED_EVERY:
+            remembered.last_used_at = now
+            with system_session(autocommit=True) as session:
+                _touch(session, remembered.grant.token_id, None, now)
+        return remembered.grant
+    grant = _look_up(key[0], client_id, now)
+    if grant is not None:
+        grant_cache.remember(key, grant, epoch, now)
+    return grant
+
+
+def _look_up(digest: str, client_id: int | None, now: datetime) -> Grant | None:
     # A token names no workspace: its hash finds it, across tenants (one query, with its person's role).
     with system_session(autocommit=True) as session:
         row = session.execute(
@@ -130,23 +148,21 @@ def authenticate(raw: str, client_id: int | None = None, now: datetime | None = 
             )
             .join(Tenant, Tenant.id == ApiToken.tenant_id)
             .join(User, User.id == ApiToken.user_id)
-            .where(ApiToken.token_hash == tokens.digest(raw), ApiToken.revoked_at.is_(None))
+            .where(ApiToken.token_hash == digest, ApiToken.revoked_at.is_(None))
         ).first()
         if row is None:
             return None
         token, role, tenant, user_name = row
+        _touch(session, token.id, token.last_used_at, now)
         workspace = tenant_service.workspace_view(tenant, role)
         if client_id is not None:
             client = session.get(Tenant, client_id)
             if tenant.kind is not TenantKind.AGENCY or client is None or client.managed_by_id != tenant.id:
-                _touch(session, token, now)
                 raise ClientUnreachable(client_id)
             client_role = agency.agency_role_in_client(session, token.user_id, client)
             if client_role is None:
-                _touch(session, token, now)
                 raise ClientUnreachable(client_id)
             workspace = tenant_service.workspace_view(client, client_role, tenant)
-        _touch(session, token, now)
         return Grant(
             token.id,
             token.name,
@@ -158,10 +174,16 @@ def authenticate(raw: str, client_id: int | None = None, now: datetime | None = 
         )
 
 
-def _touch(session: so.Session, token: ApiToken, now: datetime) -> None:
-    # Written at most once a minute: a busy integration must not turn every read into a write.
-    if token.last_used_at is None or now - token.last_used_at >= LAST_USED_EVERY:
-        session.execute(sa.update(ApiToken).where(ApiToken.id == token.id).values(last_used_at=now))
+def _touch(session: so.Session, token_id: int, last_used_at: datetime | None, now: datetime) -> None:
+    # Written at most once a minute: a busy integration must not turn every read into a write. The write
+    # decides no grant, so it does not make every process look its grants up again.
+    if last_used_at is None or now - last_used_at >= LAST_USED_EVERY:
+        session.execute(
+            sa.update(ApiToken)
+            .where(ApiToken.id == token_id)
+            .values(last_used_at=now)
+            .execution_options(**{grant_cache.UNCHANGED: True})
+        )
         session.commit()
 
 

@@ -29,7 +29,7 @@ from saas.webhooks import events as webhook_events
 from tenants.scoping import bound_tenant_id
 
 if TYPE_CHECKING:
-    from saas.posts.listing import PostView
+    from saas.posts.listing import Document
 
 MAX_TEXT = 10_000  # beyond any network's limit; each channel's own limit is checked too
 MAX_AHEAD = timedelta(days=730)
@@ -652,7 +652,8 @@ class PostActionError(ValueError):
     """The post-level action does not apply in the post's current state; the message says why."""
 
 
-def _locked_post(session: so.Session, post_id: int) -> Post | None:
+def locked_post(session: so.Session, post_id: int) -> Post | None:
+    """The post with its targets, its row locked until the transaction ends (an edit checking what it read)."""
     return session.scalar(
         sa.select(Post).where(Post.id == post_id).options(so.selectinload(Post.targets)).with_for_update()
     )
@@ -660,7 +661,7 @@ def _locked_post(session: so.Session, post_id: int) -> Post | None:
 
 def move_post(session: so.Session, post_id: int, schedule: Schedule, now: datetime | None = None) -> Post | None:
     """Move a post (and its targets still waiting) to a new wall time; targets already in flight or done stay."""
-    post = _locked_post(session, post_id)
+    post = locked_post(session, post_id)
     if post is None:
         return None
     waiting = [t for t in post.targets if t.state in (TargetState.SCHEDULED, TargetState.BLOCKED)]
@@ -726,7 +727,7 @@ def duplicate(session: so.Session, post_id: int, author_id: int) -> Post | None:
 
 def cancel_post(session: so.Session, post_id: int) -> Post | None:
     """Cancel every target still waiting; what is in flight or done is left as it is."""
-    post = _locked_post(session, post_id)
+    post = locked_post(session, post_id)
     if post is None:
         return None
     waiting = [t for t in post.targets if t.state in (TargetState.SCHEDULED, TargetState.BLOCKED)]
@@ -743,7 +744,7 @@ def delete_post(session: so.Session, post_id: int) -> Post | None:
 
     A post already live stays on the network: this removes our record of it only.
     """
-    post = _locked_post(session, post_id)
+    post = locked_post(session, post_id)
     if post is None:
         return None
     if any(t.state in (TargetState.QUEUED, TargetState.PUBLISHING) for t in post.targets):
@@ -754,7 +755,7 @@ def delete_post(session: so.Session, post_id: int) -> Post | None:
     return post
 
 
-def overrides_of(post: Post | PostView | None) -> dict[int, str]:
+def overrides_of(post: Post | Document | None) -> dict[int, str]:
     """Each channel's own text, from the post's targets (or, for a draft, the channels it keeps)."""
     if post is None:
         return {}
@@ -767,7 +768,7 @@ def _media_ids(values: list[str]) -> tuple[int, ...]:
     return tuple(int(v) for v in values if v.isdigit())
 
 
-def media_of(post: Post | PostView | None) -> tuple[tuple[int, ...], dict[int, tuple[int, ...]]]:
+def media_of(post: Post | Document | None) -> tuple[tuple[int, ...], dict[int, tuple[int, ...]]]:
     """The post's library media ids, and each channel's own where it has them."""
     if post is None:
         return (), {}
@@ -783,11 +784,11 @@ def media_of(post: Post | PostView | None) -> tuple[tuple[int, ...], dict[int, t
     return base, own
 
 
-def channel_ids_of(post: Post | PostView) -> list[int]:
+def channel_ids_of(post: Post | Document) -> list[int]:
     return [t.channel_id for t in post.targets] or [int(d["channel_id"]) for d in post.draft_targets]
 
 
-def extras_of(post: Post | PostView) -> Extras:
+def extras_of(post: Post | Document) -> Extras:
     """What the post carries beyond its text, as `schedule_post` takes it back (for an edit of some fields)."""
     media_ids, media_overrides = media_of(post)
     return Extras(
