@@ -54,8 +54,15 @@ def utc_now_default() -> sa.FunctionElement[datetime]:
 psycopg.types.json.set_json_loads(orjson.loads)
 
 
+def _json_text(value: Any) -> str:
+    # JSONB values written by orjson too (int keys become strings, as with `json`).
+    return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
+
+
 def make_engine(url: str, pool_size: int = 5, max_overflow: int = 5) -> sa.Engine:
-    return sa.create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow)
+    return sa.create_engine(
+        url, pool_pre_ping=True, pool_size=pool_size, max_overflow=max_overflow, json_serializer=_json_text
+    )
 
 
 def init_app(app: Flask) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from datetime import datetime, timedelta
 
+import orjson
 import sqlalchemy as sa
 import sqlalchemy.orm as so
 from flask import Response
@@ -59,7 +60,7 @@ def finish(session: so.Session, token_id: int, key: str, response: Response) -> 
         .where(IdempotentResponse.token_id == token_id, IdempotentResponse.key == key)
         .values(
             status=response.status_code,
-            body=json.loads(body) if body else None,
+            body=orjson.loads(body) if body else None,
             headers={h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers},
         )
     )

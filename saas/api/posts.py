@@ -33,7 +33,6 @@ from saas.api.schemas import (
 )
 from saas.approvals import service as approvals
 from saas.approvals.models import Verdict
-from saas.channels import service as channel_service
 from saas.media import service as media_service
 from saas.posts import listing, recurrence, service
 from saas.posts.listing import Document, PageFilters
@@ -175,12 +174,8 @@ def get_post(call: Call, post_id: int) -> Reply:
 
 
 def _check_ids(body: Any) -> None:
-    """Name the channel and media ids that are not this workspace's, before the service says "one of them"."""
+    """Name the media ids that are not this workspace's, before the service says "one of them"."""
     session = db.session()
-    if body.channel_ids:
-        unknown = sorted(set(body.channel_ids) - channel_service.existing_ids(session, body.channel_ids))
-        if unknown:
-            raise invalid("channel_ids", f"No channel with id {', '.join(map(str, unknown))} in this workspace.")
     media = list(body.media_ids or ()) + [m for o in body.channel_overrides or () for m in o.media_ids or ()]
     if media:
         found = {m.id for m in media_service.by_ids(session, media)}
@@ -257,6 +252,9 @@ def _save(call: Call, body: Any, current: Post | None) -> Document:
         )
     except service.NotEditable as exc:
         raise Problem(409, exc.message) from None
+    except service.UnknownChannels as exc:
+        unknown = ", ".join(map(str, exc.ids))
+        raise invalid("channel_ids", f"No channel with id {unknown} in this workspace.") from None
     except ComposeError as exc:
         field = FIELDS.get(exc.field, "channel_overrides" if exc.field.startswith("override-") else exc.field)
         raise invalid(field, exc.message) from None

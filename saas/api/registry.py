@@ -16,10 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import orjson
+import sqlalchemy.orm as so
 from flask import Blueprint, Response, g, request
 from pydantic import BaseModel, ValidationError
 
-from saas import db
+from saas import audit, db
 from saas.api import idempotency
 from saas.api.models import Scope
 from saas.api.problems import MEDIA_TYPE, TITLES, Problem, from_validation, invalid
@@ -172,13 +173,25 @@ def _run(op: Operation, values: dict[str, Any]) -> Response:
         response = _response(reply)
         if key is not None:
             idempotency.finish(session, grant.token_id, key, response)
+        if op.method != "GET":
+            _record_change(session, grant, op)
         session.commit()
     except BaseException:
         session.rollback()
         raise
+    g.pop("audit_changed", None)  # recorded above, with the change
     if reply.after_commit is not None:
         reply.after_commit()
     return response
+
+
+def _record_change(session: so.Session, grant: Grant, op: Operation) -> None:
+    """Write who changed what (saas.audit) in the transaction of the change: both are kept, or neither."""
+    session.flush()
+    changed_elsewhere = g.pop("audit_changed", False)  # a service committed part of it in its own session
+    if session.info.get("audit_pending") or changed_elsewhere:
+        action = f"API: {op.summary} (token “{grant.token_name}”)"
+        audit.record(session, grant.workspace, grant.user_id, grant.user_name, None, request.path, action=action)
 
 
 def _authenticated(client_id: int | None) -> Grant:

@@ -12,7 +12,6 @@ from typing import Any
 from flask import Blueprint, Flask, Response, g, json, render_template, request
 from werkzeug.exceptions import HTTPException
 
-from saas import audit, db
 from saas.api import posts, workspace  # noqa: F401  (their operations register on import)
 from saas.api.problems import MEDIA_TYPE, Problem, for_status
 from saas.api.registry import api, openapi_document
@@ -67,22 +66,6 @@ def problem(exc: Problem) -> Response:
 def _finish(response: Response) -> Response:
     response.headers.update(g.pop("api_ratelimit", {}))
     response.headers.setdefault("Cache-Control", "no-store")
-    grant = g.get("api_grant")
-    if grant is not None and g.pop("audit_changed", False):
-        # The change is committed: write who made it, as the web's workspace pages do (saas.audit).
-        op = g.api_operation
-        session = db.session()
-        audit.record(
-            session,
-            grant.workspace,
-            grant.user_id,
-            grant.user_name,
-            None,
-            request.path,
-            action=f"API: {op.summary} (token “{grant.token_name}”)",
-        )
-        session.commit()
-        g.pop("audit_changed", None)
     return response
 
 

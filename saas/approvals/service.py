@@ -198,13 +198,13 @@ def supersede(session: so.Session, post_id: int) -> None:
     )
 
 
-def restart(session: so.Session, post: Post, actor_id: int | None) -> None:
+def restart(session: so.Session, post: Post, actor_id: int | None, *, new: bool = False) -> None:
     """The post has a new revision: what was approved no longer counts, and the steps start again.
 
     In a workspace that requires approval every new revision is submitted at once; with optional approval
-    only a post that was already in the process is.
+    only a post that was already in the process is. A `new` post has no request to look for.
     """
-    previous = latest_request(session, post.id)
+    previous = None if new else latest_request(session, post.id)
     mode = mode_of(session)
     if previous is not None and previous.revision == post.revision:
         return  # this revision is already in the process

@@ -95,11 +95,6 @@ def channel(session: so.Session, channel_id: int) -> Channel:
     return found
 
 
-def existing_ids(session: so.Session, channel_ids: list[int]) -> set[int]:
-    """Which of these ids are channels of the session's workspace."""
-    return set(session.scalars(sa.select(Channel.id).where(Channel.id.in_(channel_ids)))) if channel_ids else set()
-
-
 def channels(session: so.Session) -> list[Channel]:
     return list(session.scalars(sa.select(Channel).order_by(Channel.network, sa.func.lower(Channel.handle))))
 

@@ -152,18 +152,24 @@ def unscheduled_drafts(session: so.Session, filters: Filters = Filters(), limit:
 
 def filtered(query: sa.Select[Any], filters: Filters) -> sa.Select[Any]:
     if filters.channel_id is not None:
-        on_target = (
-            sa.select(PostTarget.id)
-            .where(PostTarget.post_id == Post.id, PostTarget.channel_id == filters.channel_id)
-            .exists()
-        )
-        in_draft = Post.draft_targets.contains([{"channel_id": filters.channel_id}])
-        query = query.where(sa.or_(on_target, in_draft))
+        query = query.where(on_channel(filters.channel_id, [{"channel_id": filters.channel_id}]))
     if filters.tag:
-        query = query.where(sa.literal(filters.tag.strip().lower()) == sa.any_(Post.tags))
+        query = query.where(tagged(sa.literal(filters.tag.strip().lower())))
     if filters.author_id is not None:
         query = query.where(Post.author_id == filters.author_id)
     return query
+
+
+def on_channel(channel_id: Any, drafted: Any) -> sa.ColumnElement[bool]:
+    """Posts going to a channel (a target), or drafts that keep it; `drafted` is `[{"channel_id": channel_id}]`.
+    Values or bound parameters (saas.posts.listing compiles its statements once)."""
+    on_target = sa.select(PostTarget.id).where(PostTarget.post_id == Post.id, PostTarget.channel_id == channel_id)
+    return sa.or_(on_target.exists(), Post.draft_targets.contains(drafted))
+
+
+def tagged(tag: Any) -> sa.ColumnElement[bool]:
+    """Posts carrying `tag` (lower-cased, a value or a bound parameter)."""
+    return tag == sa.any_(Post.tags)
 
 
 def _entries(session: so.Session, query: sa.Select[Any], zone: str, filters: Filters) -> list[Entry]:

@@ -174,10 +174,18 @@ def _attachments(ids: tuple[int, ...], items: Mapping[int, MediaItem]) -> list[d
     return [media_service.attachment(items[i]) for i in ids]
 
 
+class UnknownChannels(ComposeError):
+    """Channel ids that are not (or no longer) the workspace's; `ids` names them for the API."""
+
+    def __init__(self, ids: list[int]) -> None:
+        super().__init__("channels", "One of the chosen channels no longer exists. Reload the page.")
+        self.ids = ids
+
+
 def _channels(session: so.Session, channel_ids: list[int]) -> list[Channel]:
     channels = list(session.scalars(sa.select(Channel).where(Channel.id.in_(channel_ids))))
     if len(channels) != len(set(channel_ids)):
-        raise ComposeError("channels", "One of the chosen channels no longer exists. Reload the page.")
+        raise UnknownChannels(sorted(set(channel_ids) - {c.id for c in channels}))
     return sorted(channels, key=lambda c: c.id)
 
 
@@ -298,6 +306,7 @@ def schedule_post(
     post.timezone = schedule.timezone
     post.local_time = None if schedule.publish_now else schedule.local_time
     post.draft_targets = []
+    post.recurrence = extras.repeat.as_json() if extras.repeat else None
     session.flush()
     _start_series(post, extras.repeat)
     for channel in channels:
@@ -323,24 +332,23 @@ def schedule_post(
     webhook_events.post_scheduled(session, post, [c.id for c in channels])
     # A new revision needs its own approval: what was approved before no longer counts.
     if request_approval:
-        approvals.restart(session, post, author_id)
+        approvals.restart(session, post, author_id, new=existing is None)
     else:
         approvals.supersede(session, post.id)
     return post
 
 
 def _start_series(post: Post, rule: recurrence.Rule | None) -> None:
-    """A rule starts a series at this post, or changes the series it is already in from here on.
+    """A rule starts a series at this post, or changes the series it is already in from here on (once the
+    post has its id; `post.recurrence` is set before, with the rest of the post).
 
     Without a rule the series ends here (an occurrence keeps its series id, so the series is
     never picked up again from an earlier occurrence).
     """
     if rule is None:
-        post.recurrence = None
         if post.series_id == post.id:
             post.series_id = post.occurrence_no = None
         return
-    post.recurrence = rule.as_json()
     if post.series_id is None:
         post.series_id = post.id
         post.occurrence_no = 1
