@@ -35,17 +35,22 @@ def init_app(app: Flask) -> None:
     login_manager.login_message_category = "info"
     login_manager.session_protection = "basic"
 
+    headers_by_default = [
+        ("Content-Security-Policy", CONTENT_SECURITY_POLICY),
+        ("X-Content-Type-Options", "nosniff"),
+        ("Referrer-Policy", "same-origin"),
+        ("X-Frame-Options", "DENY"),  # frame-ancestors for browsers without CSP 2
+        ("Cross-Origin-Opener-Policy", "same-origin"),
+        ("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()"),
+    ]
+    if app.config["PUBLIC_BASE_URL"].startswith("https://"):
+        headers_by_default.append(("Strict-Transport-Security", HSTS))
+
     @app.after_request
     def security_headers(response: Any) -> Any:
-        headers = response.headers
-        headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
-        headers.setdefault("X-Content-Type-Options", "nosniff")
-        headers.setdefault("Referrer-Policy", "same-origin")
-        headers.setdefault("X-Frame-Options", "DENY")  # frame-ancestors for browsers without CSP 2
-        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
-        headers.setdefault("Permissions-Policy", "camera=(), microphone=(), geolocation=(), payment=()")
-        if app.config["PUBLIC_BASE_URL"].startswith("https://"):
-            headers.setdefault("Strict-Transport-Security", HSTS)
+        # Each one unless the view set its own (the billing page widens the CSP's form-action for Stripe).
+        present = {name.lower() for name in response.headers.keys()}
+        response.headers.extend([(name, value) for name, value in headers_by_default if name.lower() not in present])
         return response
 
 

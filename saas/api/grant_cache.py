@@ -37,10 +37,11 @@ MAX_REMEMBERED = 10_000  # per process; past it, the oldest half is forgotten
 TABLES = ("api_tokens", "memberships", "staff_assignments", "tenants", "users")
 # Statements that are not compiled by SQLAlchemy (text, exec_driver_sql, a CTE's DML) are read as SQL.
 _WRITES = re.compile(
-    r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM)\s+(?:ONLY\s+)?(?:\w+\.)?\"?(?:" + "|".join(TABLES) + r")\b"
+    r"\b(?:INSERT\s+INTO|UPDATE|DELETE\s+FROM|MERGE\s+INTO)\s+(?:ONLY\s+)?(?:\w+\.)?\"?(?:" + "|".join(TABLES) + r")\b"
     r"|\bTRUNCATE\b[^;]*\b(?:" + "|".join(TABLES) + r")\b",
     re.IGNORECASE,
 )
+_WRITING_VERBS = ("INSERT", "UPDATE", "DELETE", "MERGE", "TRUNCATE", "WITH")
 # An execution option for a write that cannot change a grant (a token's last use), so it does not
 # flush every process's grants.
 UNCHANGED = "grants_unchanged"
@@ -89,6 +90,9 @@ def writes_grant_tables(statement: str, context: Any) -> bool:
         return compiled.statement.table.name in TABLES  # type: ignore[attr-defined]
     if compiled is not None and not isinstance(compiled.statement, sa.TextClause):
         return False  # a compiled SELECT (the CTE writes we issue are text)
+    # Only these can write (a SELECT cannot); the pages the API reads are long, and read hundreds of times a second.
+    if not statement.lstrip()[:8].upper().startswith(_WRITING_VERBS):
+        return False
     return _WRITES.search(statement) is not None
 
 

@@ -63,6 +63,7 @@ def finish(session: so.Session, token_id: int, key: str, response: Response) -> 
             body=orjson.loads(body) if body else None,
             headers={h: response.headers[h] for h in REPLAYED_HEADERS if h in response.headers},
         )
+        .execution_options(synchronize_session=False)  # no object of this table is loaded to keep in step
     )
 
 

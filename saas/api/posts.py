@@ -29,7 +29,6 @@ from saas.api.schemas import (
     PostPage,
     PostQuery,
     PostUpdate,
-    TargetOut,
 )
 from saas.approvals import service as approvals
 from saas.approvals.models import Verdict
@@ -53,9 +52,6 @@ FIELDS = {
 }
 
 
-TARGET_FIELDS = tuple(TargetOut.model_fields)
-
-
 def post_out(post: Document) -> dict[str, Any]:
     """The API's view of a post (`PostOut`), as plain JSON values from the post's document. Not validated
     again: every value comes from our own row, already in the API's form, and a page of fifty is shaped
@@ -73,7 +69,7 @@ def post_out(post: Document) -> dict[str, Any]:
         "scheduled_at_local": _local(moment, post.timezone) if moment else None,
         "timezone": post.timezone,
         "channel_ids": service.channel_ids_of(post),
-        "targets": [{name: getattr(t, name) for name in TARGET_FIELDS} for t in post.targets],
+        "targets": [_target_out(t) for t in post.targets],
         "channel_overrides": [
             {
                 "channel_id": cid,
@@ -93,6 +89,12 @@ def post_out(post: Document) -> dict[str, Any]:
         "created_at": post.created_at,
         "updated_at": post.updated_at,
     }
+
+
+def _target_out(target: Document) -> dict[str, Any]:
+    out = dict(vars(target))  # TargetOut's fields in its order (saas.posts.listing), and the media override
+    del out["media_override"]
+    return out
 
 
 def _local(moment: str, zone: str) -> str:
