@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
+import sqlalchemy.orm as so
 from PIL import Image
 
 from publishers.base import Credentials, Profile
@@ -685,3 +686,21 @@ def test_a_post_reads_as_its_schema_writes_it_with_what_the_composer_sees(shop):
     assert scheduled["scheduled_at"] == f"{summer}-07-01T07:00:00.250000Z"
     assert scheduled["scheduled_at_local"] == f"{summer}-07-01T09:00:00.250000+02:00"
     assert scheduled["targets"][0]["scheduled_at"] == f"{summer}-07-01T07:00:00.250000Z"
+
+
+def test_post_pages_filter_their_tenant_themselves_not_only_row_level_security(app, shop):
+    """The page statement is compiled once and run as text, without the ORM's tenant criteria: it must name
+    its tenant itself. Run as the system role (which row-level security lets through), it still does."""
+    from saas.posts import listing
+    from tenants import bind_tenant
+
+    stranger, stranger_owner = make_workspace(name="Stranger Co")
+    Api(shop["api"].client, make_api_token(stranger, stranger_owner))("POST", "/posts", post_body(connect(stranger)))
+    mine = shop["api"]("POST", "/posts", post_body(shop["channel_id"])).json["id"]
+    with app_context(), so.Session(bind=app.extensions["db_system_engine"]) as session:
+        bind_tenant(session, shop["tenant"].id)
+        assert [p.id for p in listing.page(session, listing.PageFilters(), None, 50)] == [mine]
+        assert listing.one(session, mine) is not None
+        stranger_post = session.scalar(sa.text("SELECT id FROM posts WHERE tenant_id = :t"), {"t": stranger.id})
+        assert stranger_post is not None  # the system role does see it…
+        assert listing.one(session, stranger_post) is None  # …and the statement still does not return it
