@@ -41,7 +41,7 @@ class PageFilters:
 
 def _utc(moment: Any) -> Any:
     # As a timestamp in UTC without its zone, JSON writes it `2027-03-07T08:14:24` (whatever the session's
-    # TimeZone) and cheaply; `_moment` adds the `Z`.
+    # TimeZone) and cheaply; `_rfc3339` adds the `Z`.
     return sa.func.timezone(_sql("'UTC'"), moment)
 
 
@@ -49,7 +49,7 @@ _POST_MOMENTS = ("scheduled_at", "created_at", "updated_at")
 _TARGET_MOMENTS = ("scheduled_at", "published_at")
 
 
-def _with_zone(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+def _rfc3339(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
     """`2027-03-07T08:14:24.5` (JSON's form, which drops trailing zeros) as `2027-03-07T08:14:24.500000Z`:
     the API writes every moment as pydantic writes the ones it serialises."""
     for name in names:
@@ -87,7 +87,7 @@ def _document() -> Any:
         }
     )
     targets = (
-        sa.select(sa.func.coalesce(sa.func.json_agg(aggregate_order_by(target, PostTarget.id)), sa.text("'[]'::json")))
+        sa.select(sa.func.coalesce(sa.func.json_agg(aggregate_order_by(target, PostTarget.id)), _sql("'[]'::json")))
         .where(PostTarget.tenant_id == Post.tenant_id, PostTarget.post_id == Post.id)
         .correlate(Post)
         .scalar_subquery()
@@ -178,8 +178,8 @@ def _documents(session: so.Session, shape: _Shape, values: dict[str, Any]) -> li
     text = session.connection().exec_driver_sql(_statement(shape), {"tenant": tenant_id, **values})
     documents = []
     for post in orjson.loads(text.scalar_one()):
-        post["targets"] = [Document(**_with_zone(t, _TARGET_MOMENTS)) for t in post["targets"]]
-        documents.append(Document(**_with_zone(post, _POST_MOMENTS)))
+        post["targets"] = [Document(**_rfc3339(t, _TARGET_MOMENTS)) for t in post["targets"]]
+        documents.append(Document(**_rfc3339(post, _POST_MOMENTS)))
     return documents
 
 
