@@ -78,7 +78,7 @@ def remember(key: Any, grant: Any, epoch: bytes | None, last_used_at: datetime) 
     grants = _grants()
     if len(grants) >= MAX_REMEMBERED:
         for old in list(grants)[: MAX_REMEMBERED // 2]:
-            del grants[old]
+            grants.pop(old, None)  # another thread may be forgetting it too
     grants[key] = Remembered(grant, epoch, time.monotonic() + LIFETIME, last_used_at)
 
 
