@@ -62,6 +62,8 @@ KIND_BY_ENDPOINT = (
     ("workspace.agency.", "agency"),
     ("workspace.end_agency", "agency"),
     ("workspace.settings", "settings"),
+    ("workspace.api_tokens.", "security"),
+    ("workspace.webhooks.", "settings"),
 )
 # How entries read, by endpoint; any other change reads as its endpoint's name.
 ACTIONS = {
@@ -161,10 +163,12 @@ def record(
     endpoint: str | None,
     path: str,
     action: str | None = None,
+    kind: str | None = None,
 ) -> None:
     """One entry for a change just committed in `workspace` (the session is bound to it).
 
-    `action` says what happened in words when there is no page endpoint to describe it (the API, the CLI).
+    `action` (and `kind`, one of KINDS) say what happened when there is no page endpoint to describe it
+    (the API, the CLI).
     """
     session.add(
         AuditEntry(
@@ -173,7 +177,7 @@ def record(
             agency_id=workspace.agency_id,
             agency_name=workspace.agency_name,
             action=(action or describe(endpoint))[:200],
-            kind=kind_of(endpoint),
+            kind=kind or kind_of(endpoint),
             detail=(g.pop("audit_detail", None) or None) if has_request_context() else None,
             path=path[:500],
         )

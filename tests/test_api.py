@@ -704,3 +704,22 @@ def test_post_pages_filter_their_tenant_themselves_not_only_row_level_security(a
         stranger_post = session.scalar(sa.text("SELECT id FROM posts WHERE tenant_id = :t"), {"t": stranger.id})
         assert stranger_post is not None  # the system role does see it…
         assert listing.one(session, stranger_post) is None  # …and the statement still does not return it
+
+
+def test_api_changes_are_in_the_audit_log_with_their_kind_and_refusals_are_not(shop):
+    from saas.api.registry import AUDIT_KINDS
+
+    assert {op.tag for op in api.operations} <= set(AUDIT_KINDS)  # no operation's change files as "Other"
+    call = shop["api"]
+    assert call("POST", "/posts", post_body(shop["channel_id"])).status_code == 201
+    assert call("POST", f"/channels/{shop['channel_id']}/pause").status_code == 200
+    assert call("POST", "/posts", post_body(shop["channel_id"], text="")).status_code == 422
+    assert call("GET", "/posts").status_code == 200
+    with app_context(), system_session() as session:
+        entries = session.execute(
+            sa.select(AuditEntry.kind, AuditEntry.action).where(AuditEntry.tenant_id == shop["tenant"].id)
+        ).all()
+    assert sorted(entries) == [
+        ("channels", "API: Pause a channel (token “test”)"),
+        ("posts", "API: Create a post (token “test”)"),
+    ]

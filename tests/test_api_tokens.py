@@ -24,6 +24,13 @@ def _audit(tenant_id: int) -> list[str]:
         return list(session.scalars(sa.select(AuditEntry.action).where(AuditEntry.tenant_id == tenant_id)))
 
 
+def _kind_of(tenant_id: int, action: str) -> str | None:
+    with app_context(), system_session() as session:
+        return session.scalar(
+            sa.select(AuditEntry.kind).where(AuditEntry.tenant_id == tenant_id, AuditEntry.action == action)
+        )
+
+
 def test_owner_makes_a_token_shown_once_and_stored_as_a_hash(client):
     tenant, owner = make_workspace()
     client.log_in(owner.email, PASSWORD)
@@ -42,6 +49,7 @@ def test_owner_makes_a_token_shown_once_and_stored_as_a_hash(client):
     assert secret not in listing and token.prefix in listing  # never shown again
     assert client.get("/api/v1/posts", headers={"Authorization": f"Bearer {secret}"}).status_code == 200
     assert "Created an API token" in _audit(tenant.id)
+    assert _kind_of(tenant.id, "Created an API token") == "security"  # filed with sign-in and security
 
 
 def test_revoking_asks_first_and_stops_the_token(client):

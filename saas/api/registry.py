@@ -30,6 +30,18 @@ from tenants import bind_tenant
 from tenants.models import Role
 
 CLIENT_PREFIX = "/clients/{client_id}"
+# An operation's tag → the audit log's kind of change (saas.audit.KINDS), for its filter.
+AUDIT_KINDS = {
+    "Posts": "posts",
+    "Queue": "posts",
+    "Tags": "posts",
+    "Approvals": "approvals",
+    "Channels": "channels",
+    "Media": "media",
+    "Members": "members",
+    "Workspace": "settings",
+    "Clients (agency)": "agency",
+}
 MAX_BODY = 1_000_000  # JSON bodies; media uploads have their own limit
 
 
@@ -191,7 +203,10 @@ def _record_change(session: so.Session, grant: Grant, op: Operation) -> None:
     changed_elsewhere = g.pop("audit_changed", False)  # a service committed part of it in its own session
     if session.info.get("audit_pending") or changed_elsewhere:
         action = f"API: {op.summary} (token “{grant.token_name}”)"
-        audit.record(session, grant.workspace, grant.user_id, grant.user_name, None, request.path, action=action)
+        kind = AUDIT_KINDS.get(op.tag, "other")
+        audit.record(
+            session, grant.workspace, grant.user_id, grant.user_name, None, request.path, action=action, kind=kind
+        )
 
 
 def _authenticated(client_id: int | None) -> Grant:
