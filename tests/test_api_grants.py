@@ -7,11 +7,15 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
 import pytest
+import redis
 import sqlalchemy as sa
+import sqlalchemy.orm as so
+from sqlalchemy.dialects.postgresql import psycopg as postgresql_psycopg
 
 from saas import create_app, db
 from saas.api import grant_cache, tokens
 from saas.api.models import ApiToken
+from saas.embedded import free_port
 from tenants import agency as agency_service
 from tenants import bind_tenant, system_session
 from tenants import service as tenant_service
@@ -154,17 +158,69 @@ def test_a_remembered_token_still_records_its_last_use_once_a_minute(app, client
         assert last_used() == start + timedelta(seconds=61)
 
 
+def test_an_epoch_redis_lost_makes_every_remembered_grant_stale(app, client, redis_conn):
+    """A Redis that restarted empty (twice) must not bring back a grant remembered before a revocation."""
+    tenant, owner = make_workspace()
+    api = Api(client, make_api_token(tenant, owner))
+    redis_conn.delete(grant_cache.EPOCH_KEY)
+    assert api("GET", "/posts").status_code == 200  # remembered while the epoch had just been lost
+    with app_context(), db.new_session() as session:
+        bind_tenant(session, tenant.id)
+        tokens.revoke(session, session.scalar(sa.select(ApiToken.id)))
+        session.commit()
+    redis_conn.delete(grant_cache.EPOCH_KEY)  # and the epoch that revocation set is lost too
+    assert api("GET", "/posts").status_code == 401
+
+
+def test_a_change_is_refused_when_the_epoch_cannot_be_moved(app, client):
+    """Nobody is told "revoked" while every process still trusts the token: without Redis, no commit."""
+    tenant, owner = make_workspace()
+    api = Api(client, make_api_token(tenant, owner))
+    assert api("GET", "/posts").status_code == 200
+    working = app.extensions["redis"]
+    app.extensions["redis"] = redis.Redis(port=free_port(), socket_connect_timeout=1)  # nothing listens there
+    try:
+        with app_context(), db.new_session() as session:
+            bind_tenant(session, tenant.id)
+            tokens.revoke(session, session.scalar(sa.select(ApiToken.id)))
+            with pytest.raises(redis.ConnectionError):
+                session.commit()
+    finally:
+        app.extensions["redis"] = working
+    with app_context(), system_session() as session:
+        assert session.scalar(sa.select(ApiToken.revoked_at)) is None  # rolled back, not half done
+    assert api("GET", "/posts").status_code == 200
+
+
 @pytest.mark.parametrize(
     ("statement", "writes"),
     [
         ("DELETE FROM memberships WHERE id = 1", True),
         ("update public.users set name = 'x'", True),
+        ('UPDATE "public"."users" SET name = 1', True),
         ('INSERT INTO "api_tokens" (name) VALUES (1)', True),
         ("WITH gone AS (DELETE FROM staff_assignments RETURNING 1) SELECT 1", True),
         ("TRUNCATE posts, tenants RESTART IDENTITY CASCADE", True),
+        ("/* by hand */ -- really\n  DELETE FROM tenants WHERE id = 1", True),
+        ("COPY memberships FROM STDIN", True),
         ("SELECT * FROM users JOIN memberships ON true", False),
         ("INSERT INTO tenants_archive VALUES (1)", False),
+        ("-- UPDATE users\nSELECT 1", False),
     ],
 )
 def test_writes_to_the_tables_a_grant_reads_are_told_apart(statement, writes):
     assert grant_cache.writes_grant_tables(statement, None) is writes
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        sa.update(so.aliased(User)).values(name="x"),
+        sa.select(sa.literal(1)).add_cte(sa.delete(Membership).returning(Membership.id).cte("gone")),
+        sa.delete(Membership.__table__.alias("m")),
+    ],
+    ids=["aliased update", "a select carrying a writing CTE", "aliased table"],
+)
+def test_writes_built_by_sqlalchemy_in_any_shape_are_seen(statement):
+    sql = str(statement.compile(dialect=postgresql_psycopg.dialect()))
+    assert grant_cache.writes_grant_tables(sql, None)

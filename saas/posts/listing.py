@@ -175,7 +175,7 @@ def _documents(session: so.Session, shape: _Shape, values: dict[str, Any]) -> li
     tenant_id = bound_tenant_id(session)
     if tenant_id is None:
         raise TenantScopeError("posts are read in a session bound to a tenant")
-    text = session.connection().exec_driver_sql(_statement(shape), {"tenant": tenant_id, **values})
+    text = session.connection().exec_driver_sql(_statement(shape), {**values, "tenant": tenant_id})
     documents = []
     for post in orjson.loads(text.scalar_one()):
         post["targets"] = [Document(**_rfc3339(t, _TARGET_MOMENTS)) for t in post["targets"]]
