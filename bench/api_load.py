@@ -25,7 +25,6 @@ import argparse
 import contextlib
 import http.client
 import json
-import math
 import os
 import random
 import shutil
@@ -48,23 +47,11 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/api_load.py`
 import sqlalchemy as sa  # noqa: E402
 import urllib3  # noqa: E402
 
+from bench.stats import percentile, say  # noqa: E402
 from saas.embedded import EmbeddedPostgres, EmbeddedRedis, free_port  # noqa: E402
 
 DATABASE = "multipost_api_bench"
 ZONE = "Europe/Berlin"
-_started = time.monotonic()
-
-
-def say(message: str) -> None:
-    print(f"[{time.monotonic() - _started:7.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile (p in 0..100)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(1, math.ceil(p / 100 * len(ordered))) - 1]
 
 
 def seed(app: Any, database_url: str, posts: int) -> tuple[str, int, datetime]:

@@ -38,6 +38,7 @@ if str(ROOT) not in sys.path:  # also runnable as `python bench/calendar.py`
 
 import sqlalchemy as sa  # noqa: E402
 
+from bench.stats import percentile  # noqa: E402
 from saas.embedded import EmbeddedPostgres, EmbeddedRedis, free_port  # noqa: E402
 
 DATABASE = "calendar_bench"
@@ -135,11 +136,6 @@ def busiest_month(engine: sa.Engine, slug: str) -> tuple[date, int]:
     return row[0], row[1]
 
 
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     var_dir = Path(tempfile.mkdtemp(prefix="calendar-bench-"))
     pg = EmbeddedPostgres(var_dir / "postgres", free_port(), durable=False)
@@ -199,13 +195,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         both = timings["month"] + timings["list"]
         return {
             "p50_ms": round(statistics.median(both), 1),
-            "p95_ms": round(percentile(both, 0.95), 1),
-            "p99_ms": round(percentile(both, 0.99), 1),
+            "p95_ms": round(percentile(both, 95) or 0, 1),
+            "p99_ms": round(percentile(both, 99) or 0, 1),
             "rows_total": facts["rows_total"],
             "month_p50_ms": round(statistics.median(timings["month"]), 1),
-            "month_p95_ms": round(percentile(timings["month"], 0.95), 1),
+            "month_p95_ms": round(percentile(timings["month"], 95) or 0, 1),
             "list_p50_ms": round(statistics.median(timings["list"]), 1),
-            "list_p95_ms": round(percentile(timings["list"], 0.95), 1),
+            "list_p95_ms": round(percentile(timings["list"], 95) or 0, 1),
             "requests_each": args.requests,
             "posts_in_month": in_month,
             "posts_in_list": listed,

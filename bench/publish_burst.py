@@ -65,6 +65,7 @@ import psutil  # noqa: E402
 import sqlalchemy as sa  # noqa: E402
 
 from bench import networks  # noqa: E402
+from bench.stats import percentile, say  # noqa: E402
 from saas import config  # noqa: E402
 from saas.embedded import EmbeddedPostgres, EmbeddedRedis, free_port  # noqa: E402
 
@@ -81,22 +82,6 @@ SETTINGS_REPORTED = (
 GOALS = {"seconds_to_drain": 30.0, "posts_per_s": 330.0, "peak_rss_mb": 250.0, "steady_lateness_p99_s": 1.5}
 MB = 1024 * 1024
 PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
-
-_started = time.monotonic()
-
-
-def say(message: str) -> None:
-    """Progress, on stderr (stdout carries only the JSON line)."""
-    print(f"[{time.monotonic() - _started:7.1f}s] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile (p in 0..100)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, math.ceil(p / 100 * len(ordered)))
-    return ordered[rank - 1]
 
 
 def rounded(value: float | None, digits: int = 3) -> float | None:
